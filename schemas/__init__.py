@@ -1,0 +1,1 @@
+"""The nouns of Frugal: jobs, completions, usage, table rows, dead letters and config."""

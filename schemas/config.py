@@ -1,0 +1,172 @@
+"""The whole `frugal.toml`, parsed once into pydantic models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+JOB_KINDS: tuple[str, ...] = ("classify", "extract", "generate", "ingest")
+ProviderKind = Literal["openai", "anthropic", "gemini", "azure-openai"]
+BudgetScope = Literal["global", "provider", "model", "kind", "tenant"]
+BudgetWindow = Literal["hour", "day", "month", "total"]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class KafkaConfig(Section):
+    bootstrap: str = "embedded"  # "host:port[,host:port]" or "embedded"
+    topic_prefix: str = "frugal"
+    partitions: int = Field(default=4, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    group_id: str = "frugal-workers"
+    commit_interval_s: float = Field(default=1.0, gt=0)
+
+    def topic(self, kind: str, suffix: str = "") -> str:
+        return f"{self.topic_prefix}.{kind}{'.' + suffix if suffix else ''}"
+
+
+class StorageConfig(Section):
+    data_dir: Path = Path("./data")
+    flush_interval_s: float = Field(default=1.0, gt=0)
+    flush_rows: int = Field(default=5000, ge=1)
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.data_dir / "frugal.duckdb"
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.data_dir / "lake"
+
+
+class ProviderConfig(Section):
+    name: str
+    kind: ProviderKind = "openai"
+    base_url: str
+    api_key_env: str | None = None
+    api_key: SecretStr | None = None  # filled from api_key_env at load; never logged
+    profile: str | None = None  # endpoint quirks: deepseek, groq, mistral, openrouter, ...
+    api_version: str | None = None  # azure-openai
+    rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
+    max_concurrency: int = Field(default=32, ge=1)
+    timeout_s: float = Field(default=60.0, gt=0)
+
+
+class ModelConfig(Section):
+    name: str  # routing name, unique
+    provider: str
+    model: str  # the provider's model id
+    tier: int = Field(default=1, ge=1, le=3)
+    context_window: int = Field(default=128_000, gt=0)
+    max_output_tokens: int = Field(default=4096, gt=0)
+    capabilities: list[str] = Field(default_factory=list)
+    input_per_mtok: float | None = Field(default=None, ge=0)
+    output_per_mtok: float | None = Field(default=None, ge=0)
+    cached_input_per_mtok: float | None = Field(default=None, ge=0)
+    cache_write_per_mtok: float | None = Field(default=None, ge=0)
+    free: bool = False  # explicitly unpriced (local vLLM/Ollama)
+    catalog_id: str | None = None  # price-catalog model id when it differs from `model`
+
+
+class RouteConfig(Section):
+    min_tier: int = Field(default=1, ge=1, le=3)
+    providers: list[str] | None = None  # allowed providers; None = all
+    prefer: list[str] = Field(default_factory=list)  # preferred providers, tried first at equal cost
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    max_output_tokens: int | None = Field(default=None, gt=0)
+    chunk_tokens: int = Field(default=2000, gt=0)  # ingest: split documents into chunks this size
+
+
+class BudgetConfig(Section):
+    scope: BudgetScope = "global"
+    match: str | None = None
+    window: BudgetWindow = "day"
+    limit_usd: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _match_required(self) -> BudgetConfig:
+        if self.scope != "global" and not self.match:
+            raise ValueError(f"budgets with scope = {self.scope!r} need a `match`")
+        return self
+
+
+class WorkerConfig(Section):
+    max_in_flight: int = Field(default=256, ge=1)  # records being worked on, per worker
+    buffer_per_partition: int = Field(default=512, ge=1)  # records fetched ahead, per partition
+    status_interval_s: float = Field(default=10.0, gt=0)
+    shutdown_grace_s: float = Field(default=30.0, gt=0)
+
+
+class RetryConfig(Section):
+    max_retries: int = Field(default=3, ge=0)  # per model, for transient errors
+    base_delay_s: float = Field(default=0.5, ge=0)
+    max_delay_s: float = Field(default=30.0, gt=0)
+    park_after_s: float = Field(default=10.0, gt=0)  # longer waits go to the retry topic
+
+
+class SimModelConfig(Section):
+    invalid_rate: float = Field(default=0.0, ge=0, le=1)  # share of answers that fail validation
+    reasoning_tokens: int = Field(default=0, ge=0)  # per answer
+    cached_share: float = Field(default=0.0, ge=0, le=1)  # share of input read from cache
+
+
+class SimConfig(Section):
+    latency_ms: float = Field(default=0.0, ge=0)
+    rpm: int | None = Field(default=None, gt=0)  # the provider's real limit; 429 above it
+    fail_rate: float = Field(default=0.0, ge=0, le=1)  # share of calls answered with a 5xx
+    overloaded_rate: float = Field(default=0.0, ge=0, le=1)  # share answered 529/503
+    api_key: str | None = None  # when set, requests must carry it
+    models: dict[str, SimModelConfig] = Field(default_factory=dict)
+
+
+class Config(Section):
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    providers: list[ProviderConfig] = Field(default_factory=list)
+    models: list[ModelConfig] = Field(default_factory=list)
+    routes: dict[str, RouteConfig] = Field(default_factory=dict)
+    budgets: list[BudgetConfig] = Field(default_factory=list)
+    worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    sim: SimConfig = Field(default_factory=SimConfig)
+
+    @field_validator("routes")
+    @classmethod
+    def _known_route_kinds(cls, routes: dict[str, RouteConfig]) -> dict[str, RouteConfig]:
+        unknown = sorted(set(routes) - set(JOB_KINDS))
+        if unknown:
+            raise ValueError(f"unknown job kind(s) {unknown}; expected one of {list(JOB_KINDS)}")
+        return routes
+
+    @model_validator(mode="after")
+    def _cross_references(self) -> Config:
+        names = [p.name for p in self.providers]
+        if len(set(names)) != len(names):
+            raise ValueError("provider names must be unique")
+        model_names = [m.name for m in self.models]
+        if len(set(model_names)) != len(model_names):
+            raise ValueError("model names must be unique")
+        for m in self.models:
+            if m.provider not in names:
+                raise ValueError(f"model {m.name!r} names unknown provider {m.provider!r}")
+        return self
+
+    def route(self, kind: str) -> RouteConfig:
+        return self.routes.get(kind) or RouteConfig()
+
+    def provider(self, name: str) -> ProviderConfig:
+        for p in self.providers:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def model(self, name: str) -> ModelConfig:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise KeyError(name)

@@ -1,0 +1,149 @@
+"""Job messages (one model per kind) and ingest documents, parsed once from Kafka bytes."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+import jsonschema
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from schemas.errors import JobError
+
+
+class JobBase(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    id: str = Field(min_length=1, max_length=512)
+    tenant: str = "default"
+    input: str = ""
+    prompt: str | None = None
+    min_tier: int | None = Field(default=None, ge=1, le=3)
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    providers: list[str] | None = None
+    max_output_tokens: int | None = Field(default=None, gt=0)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    # Set by replay: providers that already failed this job, and how often it was replayed.
+    exclude_providers: list[str] = Field(default_factory=list)
+    replay_count: int = Field(default=0, ge=0)
+
+    @property
+    def doc_id(self) -> str | None:
+        value = self.metadata.get("doc_id")
+        return str(value) if value is not None else None
+
+
+class ClassifyJob(JobBase):
+    kind: Literal["classify"]
+    labels: list[str] = Field(min_length=1)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_not_blank(cls, labels: list[str]) -> list[str]:
+        if any(not label.strip() for label in labels):
+            raise ValueError("labels must not be blank")
+        return labels
+
+    def output_schema(self) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {"label": {"type": "string", "enum": self.labels}},
+            "required": ["label"],
+            "additionalProperties": False,
+        }
+
+
+class ExtractJob(JobBase):
+    kind: Literal["extract"]
+    json_schema: dict[str, Any] = Field(alias="schema")
+
+    @field_validator("json_schema")
+    @classmethod
+    def _schema_is_valid(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        try:
+            jsonschema.Draft202012Validator.check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            raise ValueError(f"schema is not a valid JSON Schema: {exc.message}") from None
+        if schema.get("type", "object") != "object":
+            raise ValueError("schema must describe an object")
+        return schema
+
+    def output_schema(self) -> dict[str, Any]:
+        return self.json_schema
+
+
+class GenerateJob(JobBase):
+    kind: Literal["generate"]
+
+    def output_schema(self) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {"text": {"type": "string"}},
+            "required": ["text"],
+            "additionalProperties": False,
+        }
+
+
+Job = Annotated[ClassifyJob | ExtractJob | GenerateJob, Field(discriminator="kind")]
+TaskJob = ClassifyJob | ExtractJob | GenerateJob
+
+
+class Document(BaseModel):
+    """An `ingest` record: text to split and fan out into one job per task (and chunk)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(min_length=1, max_length=512)
+    text: str
+    title: str | None = None
+    source: str | None = None
+    tenant: str = "default"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    tasks: list[dict[str, Any]] = Field(default_factory=list)
+    replay_count: int = Field(default=0, ge=0)
+
+
+_JOB_ADAPTER: TypeAdapter[TaskJob] = TypeAdapter(Job)
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{where}: {msg}" if where else msg
+
+
+def decode_object(raw: bytes | str) -> dict[str, Any]:
+    """Bytes of a Kafka record -> JSON object, or a one-line JobError."""
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise JobError(f"record is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise JobError(f"record is JSON {type(data).__name__}, expected an object")
+    return data
+
+
+def parse_job(raw: bytes | str | dict[str, Any], expected_kind: str | None = None) -> TaskJob:
+    """Parse one job; raise JobError with a one-line reason when it is not a valid job."""
+    data = raw if isinstance(raw, dict) else decode_object(raw)
+    if expected_kind and data.get("kind", expected_kind) != expected_kind:
+        raise JobError(f"kind {data.get('kind')!r} does not belong on the {expected_kind} topic")
+    if expected_kind and "kind" not in data:
+        data = {**data, "kind": expected_kind}
+    try:
+        return _JOB_ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        raise JobError(f"invalid job: {_first_error(exc)}") from None
+
+
+def parse_document(raw: bytes | str | dict[str, Any]) -> Document:
+    data = raw if isinstance(raw, dict) else decode_object(raw)
+    try:
+        return Document.model_validate(data)
+    except ValidationError as exc:
+        raise JobError(f"invalid document: {_first_error(exc)}") from None
+
+
+def job_to_json(job: TaskJob) -> bytes:
+    return job.model_dump_json(by_alias=True, exclude_defaults=False).encode()
