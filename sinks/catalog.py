@@ -1,0 +1,235 @@
+"""The DuckDB catalog `<data_dir>/frugal.duckdb`: views over the Parquet lake, and queries."""
+
+from __future__ import annotations
+
+import glob
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from schemas.config import StorageConfig
+from schemas.rows import TABLE_ROWS
+from sinks import lake
+from sinks.errors import CatalogBusy, QueryError
+
+# Bump when the view definitions change shape, so existing catalogs are re-created.
+CATALOG_VERSION = 1
+_META_VIEW = "_frugal_catalog"
+_LOCK_RETRIES = 8
+_LOCK_MAX_DELAY_S = 1.0
+
+# The user-facing columns of each view, in contract order; extra columns follow them.
+SPEC_COLUMNS: dict[str, tuple[str, ...]] = {
+    "results": (
+        "job_id", "kind", "tenant", "doc_id", "output", "provider", "model", "attempts",
+        "input_tokens", "output_tokens", "cost_usd", "latency_ms", "created_at", "completed_at",
+    ),
+    "usage": (
+        "job_id", "attempt", "kind", "tenant", "provider", "model", "input_tokens",
+        "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens",
+        "cost_usd", "latency_ms", "outcome", "ts", "worker",
+    ),
+    "dead_letters": (
+        "job_id", "kind", "tenant", "error_type", "error", "attempts", "providers_tried",
+        "failed_at", "replay_count",
+    ),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+
+# -- view definitions ---------------------------------------------------------------------
+
+
+def _scan(lake_dir: Path, table: str) -> str:
+    pattern = lake.table_glob(lake_dir, table).replace("'", "''")
+    return f"read_parquet('{pattern}', hive_partitioning = true, union_by_name = true)"
+
+
+def _spec_first(table: str) -> str:
+    columns = ", ".join(SPEC_COLUMNS[table])
+    return f"{columns}, * EXCLUDE ({columns})"
+
+
+def view_statements(lake_dir: Path) -> list[str]:
+    """DDL of every view; paths are absolute because DuckDB resolves relative ones against CWD."""
+    statements = [
+        f"CREATE OR REPLACE VIEW {table}_all AS SELECT {_spec_first(table)} "
+        f"FROM {_scan(lake_dir, table)}"
+        for table in TABLE_ROWS
+    ]
+    statements += [
+        # Latest wins; the file name only breaks exact ties, deterministically.
+        f"""CREATE OR REPLACE VIEW results AS
+        SELECT {_spec_first("results")} FROM {_scan(lake_dir, "results")}
+        QUALIFY row_number() OVER (
+            PARTITION BY job_id ORDER BY completed_at DESC NULLS LAST, filename DESC) = 1""",
+        "CREATE OR REPLACE VIEW usage AS SELECT * FROM usage_all",
+        # A job is dead while its latest dead-letter row says so (a `resolved` row written at
+        # the same instant wins) and no result completed at or after it.
+        f"""CREATE OR REPLACE VIEW dead_letters AS
+        WITH latest AS (
+            SELECT * FROM {_scan(lake_dir, "dead_letters")}
+            QUALIFY row_number() OVER (
+                PARTITION BY job_id
+                ORDER BY failed_at DESC NULLS LAST,
+                         coalesce(status, 'dead') <> 'dead' DESC,
+                         filename DESC) = 1)
+        SELECT {_spec_first("dead_letters")} FROM latest AS d
+        WHERE coalesce(d.status, 'dead') = 'dead'
+          AND NOT EXISTS (
+              SELECT 1 FROM results_all AS r
+              WHERE r.job_id = d.job_id AND r.completed_at >= d.failed_at)""",
+        f"CREATE OR REPLACE VIEW {_META_VIEW} AS "
+        f"SELECT {CATALOG_VERSION} AS version, '{_sql_text(str(lake_dir))}' AS lake_dir",
+    ]
+    return statements
+
+
+def _sql_text(value: str) -> str:
+    return value.replace("'", "''")
+
+
+# -- creating the catalog -------------------------------------------------------------------
+
+
+def ensure_catalog(storage: StorageConfig) -> None:
+    """Create the seed files and (re)create the views, holding the catalog's write lock briefly.
+
+    Tolerates other processes: while one holds the lock we retry with backoff, and stop early
+    once the catalog turns out to be current already.
+    """
+    lake_dir = storage.lake_dir.resolve()
+    lake.ensure_seeds(lake_dir)
+    path = storage.catalog_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    statements = view_statements(lake_dir)
+    for attempt in range(_LOCK_RETRIES):
+        try:
+            con = duckdb.connect(str(path))
+        except duckdb.Error as exc:
+            if not _is_lock_conflict(exc):
+                raise QueryError(f"cannot open catalog {path}: {one_line(exc)}") from exc
+            if _is_current(path, lake_dir):
+                return
+            _backoff(attempt)
+            continue
+        try:
+            con.execute("BEGIN TRANSACTION")
+            for statement in statements:
+                con.execute(statement)
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            raise QueryError(f"cannot create catalog views: {one_line(exc)}") from exc
+        finally:
+            con.close()
+        return
+    raise CatalogBusy(f"catalog {path} is locked by another process; try again")
+
+
+def _is_current(path: Path, lake_dir: Path) -> bool:
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:
+        return False
+    try:
+        return _views_match(con, lake_dir)
+    finally:
+        con.close()
+
+
+def _views_match(con: duckdb.DuckDBPyConnection, lake_dir: Path) -> bool:
+    try:
+        row = con.execute(f"SELECT version, lake_dir FROM {_META_VIEW}").fetchone()
+    except duckdb.Error:
+        return False
+    return row == (CATALOG_VERSION, str(lake_dir))
+
+
+def _is_lock_conflict(exc: duckdb.Error) -> bool:
+    # Another process holds the file lock, or this process has it open in the other mode.
+    message = str(exc).lower()
+    return "lock" in message or "different configuration" in message
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(min(_LOCK_MAX_DELAY_S, 0.05 * 2**attempt))
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+def query(storage: StorageConfig, sql: str) -> QueryResult:
+    """Run SQL on a read-only connection to the catalog, so any number of readers can run."""
+    lake_dir = storage.lake_dir.resolve()
+    if not _lake_ready(storage, lake_dir):
+        ensure_catalog(storage)
+    con = _connect_read_only(storage.catalog_path)
+    try:
+        if not _views_match(con, lake_dir):  # new version, or the data dir was moved
+            con.close()
+            ensure_catalog(storage)
+            con = _connect_read_only(storage.catalog_path)
+        con.execute("SET TimeZone = 'UTC'")
+        cursor = con.execute(sql)
+        if cursor.description is None:
+            return QueryResult(columns=[], rows=[])
+        columns = [column[0] for column in cursor.description]
+        return QueryResult(columns=columns, rows=cursor.fetchall())
+    except duckdb.Error as exc:
+        raise QueryError(one_line(exc)) from exc
+    finally:
+        con.close()
+
+
+def _lake_ready(storage: StorageConfig, lake_dir: Path) -> bool:
+    if not storage.catalog_path.exists():
+        return False
+    return all(lake.seed_path(lake_dir, table).exists() for table in TABLE_ROWS)
+
+
+def _connect_read_only(path: Path) -> duckdb.DuckDBPyConnection:
+    for attempt in range(_LOCK_RETRIES):
+        try:
+            return duckdb.connect(str(path), read_only=True)
+        except duckdb.Error as exc:
+            if not _is_lock_conflict(exc):
+                raise QueryError(f"cannot open catalog {path}: {one_line(exc)}") from exc
+            _backoff(attempt)
+    raise CatalogBusy(f"catalog {path} is being updated by another process; try again")
+
+
+def completed_job_ids(storage: StorageConfig, kinds: Iterable[str] | None = None) -> set[str]:
+    """Job ids that already have a result, read straight from the lake (not the catalog file)."""
+    pattern = lake.table_glob(storage.lake_dir, "results")
+    if next(glob.iglob(pattern), None) is None:
+        return set()
+    sql = "SELECT DISTINCT job_id FROM read_parquet(?, hive_partitioning = 1, union_by_name = 1)"
+    params: list[object] = [pattern]
+    if kinds is not None:
+        sql += " WHERE list_contains(?, kind)"
+        params.append(list(kinds))
+    con = duckdb.connect()
+    try:
+        return {job_id for (job_id,) in con.execute(sql, params).fetchall() if job_id is not None}
+    except duckdb.Error as exc:
+        raise QueryError(one_line(exc)) from exc
+    finally:
+        con.close()
+
+
+def one_line(exc: BaseException) -> str:
+    """DuckDB's message without the caret diagram, keeping a 'Did you mean' hint."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    hints = [line for line in lines[1:] if line.startswith(("Did you mean", "Candidate"))]
+    return " ".join([lines[0], *hints[:1]])
