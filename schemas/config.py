@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -76,10 +76,13 @@ class ModelConfig(Section):
 class RouteConfig(Section):
     min_tier: int = Field(default=1, ge=1, le=3)
     providers: list[str] | None = None  # allowed providers; None = all
-    prefer: list[str] = Field(default_factory=list)  # preferred providers, tried first at equal cost
+    prefer: list[str] = Field(
+        default_factory=list
+    )  # preferred providers, tried first at equal cost
     max_cost_usd: float | None = Field(default=None, gt=0)
     max_output_tokens: int | None = Field(default=None, gt=0)
     chunk_tokens: int = Field(default=2000, gt=0)  # ingest: split documents into chunks this size
+    tasks: list[dict[str, Any]] = Field(default_factory=list)  # ingest: tasks for documents without
 
 
 class BudgetConfig(Section):
@@ -124,6 +127,12 @@ class SimConfig(Section):
     models: dict[str, SimModelConfig] = Field(default_factory=dict)
 
 
+class ReportConfig(Section):
+    frontier_model: str | None = (
+        None  # the baseline "frontier model alone"; default: top tier, priciest
+    )
+
+
 class Config(Section):
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
@@ -134,6 +143,7 @@ class Config(Section):
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     sim: SimConfig = Field(default_factory=SimConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
 
     @field_validator("routes")
     @classmethod

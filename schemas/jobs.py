@@ -24,7 +24,8 @@ class JobBase(BaseModel):
     max_output_tokens: int | None = Field(default=None, gt=0)
     metadata: dict[str, Any] = Field(default_factory=dict)
     # Set by replay: providers that already failed this job, and how often it was replayed.
-    exclude_providers: list[str] = Field(default_factory=list)
+    exclude_providers: list[str] = Field(default_factory=list)  # never route there
+    avoid_providers: list[str] = Field(default_factory=list)  # route there only as a last resort
     replay_count: int = Field(default=0, ge=0)
 
     @property

@@ -1,0 +1,189 @@
+"""Wiring: adapters, router, limits, budgets, runner and sinks behind one `process` call."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+
+from pipeline import dead_letters
+from pipeline.budgets import Budgets
+from pipeline.dead_letters import RecordOrigin
+from pipeline.ingest import document_jobs
+from pipeline.limits import Limits
+from pipeline.producer import Producer
+from pipeline.routing import Router
+from pipeline.runner import JobFailed, JobRunner, ParkJob
+from pipeline.topics import dlq_topic, job_topic, retry_topic
+from providers.base import ProviderAdapter
+from providers.pricing import ModelPrices, resolve_prices
+from providers.registry import build_adapter
+from schemas.config import Config
+from schemas.errors import FrugalError, JobError
+from schemas.jobs import TaskJob, job_to_json, parse_document, parse_job
+from schemas.rows import DeadLetter, Row
+from sinks.catalog import completed_job_ids, ensure_catalog
+from sinks.parquet import ParquetSink
+
+log = logging.getLogger("frugal.worker")
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass
+class InboundRecord:
+    origin: RecordOrigin
+    value: bytes
+    timestamp_ms: int | None
+    ack: Callable[[], object]
+
+    @property
+    def created_at(self) -> datetime:
+        if self.timestamp_ms:
+            return datetime.fromtimestamp(self.timestamp_ms / 1000, UTC)
+        return datetime.now(UTC)
+
+
+def resolve_all_prices(config: Config) -> dict[str, ModelPrices]:
+    return {m.name: resolve_prices(m) for m in config.models}
+
+
+class Pipeline:
+    """One worker's machinery; `process` takes a record all the way to durable rows."""
+
+    def __init__(
+        self,
+        config: Config,
+        bootstrap: str,
+        worker_id: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.config = config
+        self.bootstrap = bootstrap
+        self.worker_id = worker_id or default_worker_id()
+        self.prices = resolve_all_prices(config)
+        self.adapters: dict[str, ProviderAdapter] = {
+            p.name: build_adapter(p, transport=transport) for p in config.providers
+        }
+        self.limits = Limits(config.providers)
+        self.budgets = Budgets(config.budgets)
+        self.router = Router(config, self.prices, provider_available=self.limits.available)
+        self.runner = JobRunner(
+            config,
+            self.adapters,
+            self.prices,
+            self.router,
+            self.limits,
+            self.budgets,
+            self.worker_id,
+        )
+        self.sink = ParquetSink(config.storage, self.worker_id)
+        self.producer = Producer(bootstrap)
+        self.done: set[str] = set()
+        # Told of every record this worker feeds back to its own topics (drain raises its targets).
+        self.produced_hook: Callable[[str, int, int], None] | None = None
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.processed = 0
+
+    async def start(self) -> None:
+        await asyncio.to_thread(ensure_catalog, self.config.storage)
+        self.done = await asyncio.to_thread(completed_job_ids, self.config.storage)
+        await self.producer.start()
+        self._tasks = [
+            asyncio.create_task(self.sink.run(self._stop), name="sink"),
+            asyncio.create_task(self._report_status(), name="status"),
+        ]
+
+    async def stop(self) -> None:
+        """Flush what is buffered (running its acks), then close connections."""
+        self._stop.set()
+        for task in self._tasks:
+            if task.get_name() == "status":
+                task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.sink.flush()
+        await self.producer.stop()
+        for adapter in self.adapters.values():
+            await adapter.aclose()
+
+    async def _report_status(self) -> None:
+        interval = self.config.worker.status_interval_s
+        while not self._stop.is_set():
+            await asyncio.sleep(interval)
+            for limiter in self.limits.providers.values():
+                log.info("status %s", limiter.status())
+            for line in self.budgets.status():
+                log.info("status %s", line)
+
+    async def process(self, record: InboundRecord) -> None:
+        """Run one record; its offset is acked only once its rows (or dead letter) are durable."""
+        try:
+            if record.origin.kind == "ingest":
+                await self._fan_out(record)
+            else:
+                await self._run_job(record, parse_job(record.value, record.origin.kind))
+        except JobError as error:
+            log.warning("invalid record %s: %s", record.origin.key or record.origin.offset, error)
+            letter = dead_letters.for_invalid_record(record.origin, record.value, error)
+            await self._dead_letter(record, letter, [])
+        finally:
+            self.processed += 1
+
+    async def _run_job(self, record: InboundRecord, job: TaskJob) -> None:
+        if job.id in self.done:
+            record.ack()  # already answered: never pay twice
+            return
+        try:
+            result, story = await self.runner.run(job, record.created_at)
+        except JobFailed as failed:
+            letter = dead_letters.for_job(record.origin, job, failed.error, failed.story)
+            await self._dead_letter(record, letter, failed.story.usage_rows)
+            return
+        except ParkJob as park:
+            await self._park(record, job, park)
+            return
+        self.done.add(job.id)
+        rows: list[Row] = [*story.usage_rows, result]
+        if job.replay_count:
+            rows.append(dead_letters.resolved(job))
+        self.sink.add(rows, on_durable=record.ack)
+
+    async def _fan_out(self, record: InboundRecord) -> None:
+        doc = parse_document(record.value)
+        jobs = document_jobs(doc, self.config)
+        for job in jobs:
+            topic = job_topic(self.config.kafka, job.kind)
+            await self._feed_back(topic, job)
+        record.ack()
+
+    async def _park(self, record: InboundRecord, job: TaskJob, park: ParkJob) -> None:
+        job.metadata["not_before"] = datetime.now(UTC).timestamp() + park.delay_s
+        topic = retry_topic(self.config.kafka)
+        await self._feed_back(topic, job)
+        self.sink.add([], on_durable=record.ack)
+
+    async def _feed_back(self, topic: str, job: TaskJob) -> None:
+        partition, offset = await self.producer.send(topic, job.id, job_to_json(job))
+        if self.produced_hook is not None:
+            self.produced_hook(topic, partition, offset)
+
+    async def _dead_letter(
+        self, record: InboundRecord, letter: DeadLetter, usage: list[Row]
+    ) -> None:
+        topic = dlq_topic(self.config.kafka, record.origin.kind)
+        await self.producer.send(topic, letter.job_id, letter.model_dump_json().encode())
+        self.sink.add([*usage, letter], on_durable=record.ack)
+
+
+__all__ = ["FrugalError", "InboundRecord", "Pipeline"]

@@ -1,0 +1,201 @@
+"""The `frugal` command line: one subcommand per user task, one-line errors, no tracebacks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from pipeline.config import load_config
+from schemas.config import JOB_KINDS, Config
+from schemas.errors import FrugalError
+
+Handler = Callable[[argparse.Namespace, Config], int]
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("faust", "mode", "aiokafka", "kafka", "httpx", "httpcore", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.INFO)
+
+
+def cmd_broker(args: argparse.Namespace, config: Config) -> int:
+    from pipeline.broker import run_broker_foreground
+
+    print(
+        f"embedded broker on 127.0.0.1:{args.port} (memory only; Ctrl-C stops it)", file=sys.stderr
+    )
+    return run_broker_foreground(args.port)
+
+
+def _kinds(raw: str | None) -> list[str]:
+    kinds = [k.strip() for k in (raw or ",".join(JOB_KINDS)).split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in JOB_KINDS]
+    if unknown:
+        raise FrugalError(
+            f"--kinds: unknown kind(s) {', '.join(unknown)}; choose from {', '.join(JOB_KINDS)}"
+        )
+    return kinds
+
+
+def cmd_worker(args: argparse.Namespace, config: Config) -> int:
+    from pipeline.worker_main import run_worker
+
+    return asyncio.run(run_worker(config, _kinds(args.kinds), drain=args.drain))
+
+
+def cmd_publish(args: argparse.Namespace, config: Config) -> int:
+    from pipeline.broker import running_broker
+    from pipeline.publish import PublishSummary, collect, publish
+
+    if args.kind and args.kind not in JOB_KINDS:
+        raise FrugalError(f"--kind: unknown kind {args.kind!r}; choose from {', '.join(JOB_KINDS)}")
+    summary = PublishSummary()
+    records = collect(args.paths, args.kind, summary)
+    for problem in summary.skipped:
+        print(f"skipped {problem}", file=sys.stderr)
+    with running_broker(config.kafka.bootstrap) as bootstrap:
+        asyncio.run(publish(config, bootstrap, records, summary, show_progress=sys.stderr.isatty()))
+    print(summary.line())
+    return 1 if summary.skipped else 0
+
+
+def cmd_topics(args: argparse.Namespace, config: Config) -> int:
+    from pipeline.broker import running_broker
+    from pipeline.topics import all_topics, ensure_topics
+
+    with running_broker(config.kafka.bootstrap) as bootstrap:
+        asyncio.run(ensure_topics(bootstrap, config.kafka))
+    print(
+        f"{len(all_topics(config.kafka))} topics ready ({config.kafka.partitions} partitions each)"
+    )
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace, config: Config) -> int:
+    from sinks.catalog import query
+    from sinks.formatting import render
+
+    print(render(query(config.storage, args.query), args.format))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, config: Config) -> int:
+    from pipeline.report import render_report
+
+    render_report(config)
+    return 0
+
+
+def cmd_call(args: argparse.Namespace, config: Config) -> int:
+    from pipeline.call import call_once
+
+    result, code = asyncio.run(
+        call_once(config, args.provider, args.model, args.prompt, args.json_schema)
+    )
+    print(json.dumps(result, ensure_ascii=False))
+    return code
+
+
+def cmd_sim(args: argparse.Namespace, config: Config) -> int:
+    from providers.sim import run_sim
+
+    print(f"provider simulator on http://127.0.0.1:{args.port}", file=sys.stderr)
+    run_sim(config.sim, "127.0.0.1", args.port)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, config: Config) -> int:
+    from pipeline.demo import run_demo
+
+    return run_demo(config, explicit_config=args.config is not None)
+
+
+def cmd_dlq_list(args: argparse.Namespace, config: Config) -> int:
+    from pipeline.replay import list_dead_letters
+
+    return list_dead_letters(config, args.kind)
+
+
+def cmd_dlq_replay(args: argparse.Namespace, config: Config) -> int:
+    from pipeline.replay import ReplayFilter, replay
+
+    wanted = ReplayFilter(args.kind, args.error_type, args.exclude_provider or [], args.limit)
+    return replay(config, wanted, dry_run=args.dry_run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", help="config file (default ./frugal.toml, else built-in defaults)"
+    )
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser = argparse.ArgumentParser(prog="frugal", description=__doc__, parents=[common])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    add("broker", cmd_broker, "run the embedded broker in the foreground").add_argument(
+        "--port", type=int, default=9092
+    )
+    p = add("worker", cmd_worker, "run stream workers")
+    p.add_argument("--kinds", help="comma-separated job kinds (default: all)")
+    p.add_argument("--drain", action="store_true", help="exit 0 once the backlog is done")
+    p = add("publish", cmd_publish, "publish documents or JSON Lines of jobs")
+    p.add_argument("--kind", help="topic for JSON Lines without a kind")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files, directories, or - for stdin")
+    add("topics", cmd_topics, "create every topic explicitly (real Kafka does not)")
+    p = add("sql", cmd_sql, "run SQL on the DuckDB catalog")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("query")
+    add("report", cmd_report, "cost and volume summary")
+    p = add("call", cmd_call, "one request through one provider, no routing")
+    p.add_argument("--provider", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--json-schema", help="file with the output JSON Schema")
+    p.add_argument("prompt")
+    add("sim", cmd_sim, "run the provider simulator").add_argument("--port", type=int, default=8099)
+    add("demo", cmd_demo, "what `make demo` runs")
+    dlq = sub.add_parser("dlq", help="dead letters").add_subparsers(
+        dest="dlq_command", required=True
+    )
+    p = dlq.add_parser("list", parents=[common], help="count dead letters by kind and error type")
+    p.add_argument("--kind")
+    p.set_defaults(handler=cmd_dlq_list)
+    p = dlq.add_parser("replay", parents=[common], help="republish dead letters to their topic")
+    p.add_argument("--kind")
+    p.add_argument("--error-type")
+    p.add_argument(
+        "--exclude-provider", action="append", help="also avoid this provider (repeatable)"
+    )
+    p.add_argument("--limit", type=int)
+    p.add_argument("--dry-run", action="store_true")
+    p.set_defaults(handler=cmd_dlq_replay)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        config = load_config(args.config)
+        return int(args.handler(args, config))
+    except FrugalError as error:
+        print(f"frugal: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""`frugal worker`: start (or reach) the broker, create topics, run the stream workers."""
+
+from __future__ import annotations
+
+from consumers.worker import StreamWorker
+from pipeline.app import Pipeline
+from pipeline.broker import running_broker
+from pipeline.topics import ensure_topics
+from schemas.config import Config
+
+
+async def run_worker(config: Config, kinds: list[str], drain: bool) -> int:
+    with running_broker(config.kafka.bootstrap) as bootstrap:
+        await ensure_topics(bootstrap, config.kafka)
+        pipeline = Pipeline(config, bootstrap)
+        worker = StreamWorker(config, bootstrap, kinds, pipeline)
+        return await worker.run(drain=drain)
