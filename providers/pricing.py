@@ -29,7 +29,6 @@ _CATALOG_KEYS = {
     "cache_write_per_mtok": "cache_write_mtok",
 }
 _PROVIDER_ALIASES = {"gemini": "google", "azure-openai": "azure"}
-_FALLBACK_CATALOGS = {"azure": ("azure", "openai")}  # Azure deployments mirror OpenAI models
 
 
 @dataclass(frozen=True)
@@ -99,14 +98,14 @@ def resolve_prices(
     if "input_per_mtok" in overrides and "output_per_mtok" in overrides:
         return ModelPrices(**overrides, source="config")
     ref = model.catalog_id or model.model
-    catalogs = _catalog_ids(provider)
-    found = _catalog_prices(ref, catalogs, at or datetime.now(UTC))
+    self_hosted = isinstance(provider, ProviderConfig) and catalog_provider(provider) is None
+    catalog = _catalog_id(provider)
+    found = None if self_hosted else _catalog_prices(ref, catalog, at or datetime.now(UTC))
     if found is None:
-        where = f" under {'/'.join(c for c in catalogs if c)}" if any(catalogs) else ""
-        hint = "" if any(catalogs) or provider is None else " (self-hosted endpoint)"
+        where = " (self-hosted endpoint)" if self_hosted else f" under {catalog}" if catalog else ""
         raise ConfigError(
-            f"model {model.name!r}: no price for {ref!r} in the genai-prices catalog{where}"
-            f"{hint}; set input_per_mtok and output_per_mtok (or free = true) for it"
+            f"model {model.name!r}: no price for {ref!r} in the genai-prices catalog{where}; "
+            "set input_per_mtok and output_per_mtok (or free = true) for it"
         )
     if not overrides:
         return found
@@ -114,30 +113,19 @@ def resolve_prices(
     return replace(found, **overrides, tiers=tiers, source=f"{found.source} + config")
 
 
-def _catalog_ids(provider: ProviderConfig | str | None) -> tuple[str | None, ...]:
-    if provider is None:
-        return (None,)  # let the catalog guess the provider from the model id
+def _catalog_id(provider: ProviderConfig | str | None) -> str | None:
+    """The genai-prices provider id; None lets the catalog guess it from the model id."""
     if isinstance(provider, str):
-        name = _PROVIDER_ALIASES.get(provider.lower(), provider.lower())
-    else:
-        found = catalog_provider(provider)
-        if found is None:
-            return ()
-        name = found
-    return _FALLBACK_CATALOGS.get(name, (name,))
+        return _PROVIDER_ALIASES.get(provider.lower(), provider.lower())
+    return catalog_provider(provider) if provider is not None else None
 
 
-def _catalog_prices(ref: str, catalogs: tuple[str | None, ...], at: datetime) -> ModelPrices | None:
-    snapshot = data_snapshot.get_snapshot()
-    for catalog in catalogs:
-        try:
-            provider, info = snapshot.find_provider_model(ref, None, catalog, None)
-        except LookupError:
-            continue
-        prices = _from_catalog(info.get_prices(at), f"genai-prices {provider.id}/{info.id}")
-        if prices is not None:
-            return prices
-    return None
+def _catalog_prices(ref: str, catalog: str | None, at: datetime) -> ModelPrices | None:
+    try:
+        provider, info = data_snapshot.get_snapshot().find_provider_model(ref, None, catalog, None)
+    except LookupError:
+        return None
+    return _from_catalog(info.get_prices(at), f"genai-prices {provider.id}/{info.id}")
 
 
 def _from_catalog(price: ModelPrice, source: str) -> ModelPrices | None:

@@ -25,13 +25,6 @@ FIXTURES_DIR = Path(
     os.environ.get("FRUGAL_FIXTURES_DIR")
     or Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "providers"
 )
-# Synthetic per-model prices, so the expected cost of each replay does not move with the catalog.
-PRICES = {
-    "input_per_mtok": 1.0,
-    "cached_input_per_mtok": 0.25,
-    "cache_write_per_mtok": 1.25,
-    "output_per_mtok": 4.0,
-}
 _HOP_HEADERS = {"content-length", "content-encoding", "transfer-encoding", "connection"}
 
 
@@ -174,7 +167,11 @@ def model_config(case: Case, provider: ProviderConfig) -> ModelConfig:
         provider=provider.name,
         model=case.model,
         capabilities=list(case.caps),
-        **PRICES,
+        # synthetic prices, so a replay's expected cost does not move with the catalog
+        input_per_mtok=1.0,
+        cached_input_per_mtok=0.25,
+        cache_write_per_mtok=1.25,
+        output_per_mtok=4.0,
     )
 
 

@@ -21,23 +21,24 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 from provider_replay import Case, Prefix, ReplayServer, check_replay, fixture_names, obj
 
 from schemas.errors import AuthError, ContextLength, InvalidRequest, NotFound, RateLimited
 
-A = {"kind": "anthropic"}
+A = partial(Case, kind="anthropic")
 CASES: dict[str, Case] = {
-    "anthropic/error-400-invalid-request.json": Case(
-        **A, error=InvalidRequest, message_has="does not support effort level"
+    "anthropic/error-400-invalid-request.json": A(
+        error=InvalidRequest, message_has="does not support effort level"
     ),
-    "anthropic/error-400-prompt-too-long.json": Case(
-        **A, error=ContextLength, message_has="prompt is too long"
+    "anthropic/error-400-prompt-too-long.json": A(
+        error=ContextLength, message_has="prompt is too long"
     ),
-    "anthropic/error-401-authentication.json": Case(**A, error=AuthError),
-    "anthropic/error-404-model-not-found.json": Case(**A, error=NotFound),
-    "anthropic/error-429-rate-limit.json": Case(
-        **A,
+    "anthropic/error-401-authentication.json": A(error=AuthError),
+    "anthropic/error-404-model-not-found.json": A(error=NotFound),
+    "anthropic/error-429-rate-limit.json": A(
         error=RateLimited,
         retry_after=0.0,
         rate_limit={
@@ -48,34 +49,30 @@ CASES: dict[str, Case] = {
             "reset_requests_s": 0.0,
         },
     ),
-    "anthropic/messages-cache-creation-legacy-usage.json": Case(
-        **A,
+    "anthropic/messages-cache-creation-legacy-usage.json": A(
         output=Prefix("Here are concise summaries of the three articles"),
         usage=(1167, 0, 1163, 187, 0),
         finish="end_turn",
         rate_limit={"limit_tokens": 480000, "remaining_requests": 3999, "reset_tokens_s": 0.0},
     ),
-    "anthropic/messages-cache-creation.json": Case(
-        **A,
+    "anthropic/messages-cache-creation.json": A(
         schema=obj(),
         schema_name="star_wars_tool",
         output={},
         usage=(4749, 0, 4602, 38, 0),
         finish="tool_use",
     ),
-    "anthropic/messages-cache-read.json": Case(
-        **A,
+    "anthropic/messages-cache-read.json": A(
         schema=obj(),
         schema_name="star_wars_tool",
         output={},
         usage=(4753, 4602, 0, 38, 0),
         finish="tool_use",
     ),
-    "anthropic/messages-stream-text.json": Case(
-        **A, output="- Captain\n- Scoop", usage=(17, 0, 0, 10, 0), finish="end_turn"
+    "anthropic/messages-stream-text.json": A(
+        output="- Captain\n- Scoop", usage=(17, 0, 0, 10, 0), finish="end_turn"
     ),
-    "anthropic/messages-structured-output-beta.json": Case(
-        **A,
+    "anthropic/messages-structured-output-beta.json": A(
         schema=obj(joke="string", rating="integer"),
         output={
             "joke": "Why did the developer break up with OpenTelemetry? "
@@ -86,8 +83,7 @@ CASES: dict[str, Case] = {
         finish="end_turn",
         rate_limit={"retry_after_s": 59.0, "limit_tokens": 2400000},
     ),
-    "anthropic/messages-text.json": Case(
-        **A,
+    "anthropic/messages-text.json": A(
         output="2 + 2 = 4",
         usage=(16, 0, 0, 13, 0),
         finish="end_turn",
@@ -98,11 +94,10 @@ CASES: dict[str, Case] = {
             "reset_requests_s": 0.0,
         },
     ),
-    "anthropic/messages-thinking-tokens-detail.json": Case(
-        **A, output="5 + 3 = **8**", usage=(45, 0, 0, 39, 23), finish="end_turn"
+    "anthropic/messages-thinking-tokens-detail.json": A(
+        output="5 + 3 = **8**", usage=(45, 0, 0, 39, 23), finish="end_turn"
     ),
-    "anthropic/messages-thinking.json": Case(
-        **A,
+    "anthropic/messages-thinking.json": A(
         output=Prefix("I don't have access to real-time weather information."),
         usage=(43, 0, 0, 199, 0),
         finish="end_turn",
@@ -114,14 +109,12 @@ CASES: dict[str, Case] = {
             "retry_after_s": 18.0,
         },
     ),
-    "anthropic/messages-tool-result-followup.json": Case(
-        **A,
+    "anthropic/messages-tool-result-followup.json": A(
         output=Prefix("Here's the information you requested"),
         usage=(893, 0, 0, 90, 0),
         finish="end_turn",
     ),
-    "anthropic/messages-tool-use-parallel.json": Case(
-        **A,
+    "anthropic/messages-tool-use-parallel.json": A(
         schema=obj(latitude="string", longitude="string"),
         schema_name="weather",
         output={"latitude": "52.5200", "longitude": "13.4050"},

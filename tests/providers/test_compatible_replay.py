@@ -33,40 +33,37 @@ with the endpoint's profile.
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 from provider_replay import Case, Prefix, ReplayServer, check_replay, fixture_names, obj
 
 from schemas.errors import AuthError, ContextLength, InvalidOutput, NotFound, RateLimited
 
-DS = {"profile": "deepseek", "model": "deepseek-chat"}
-MI = {"profile": "mistral", "model": "mistral-small-latest"}
-GQ = {"profile": "groq", "model": "llama3-8b-8192"}
-OR = {"profile": "openrouter", "model": "anthropic/claude-haiku-4.5"}
-TG = {"profile": "together", "model": "meta-llama/Llama-3.3-70B-Instruct-Turbo"}
+DS = partial(Case, profile="deepseek", model="deepseek-chat")
+MI = partial(Case, profile="mistral", model="mistral-small-latest")
+GQ = partial(Case, profile="groq", model="llama3-8b-8192")
+OR = partial(Case, profile="openrouter", model="anthropic/claude-haiku-4.5")
+TG = partial(Case, profile="together", model="meta-llama/Llama-3.3-70B-Instruct-Turbo")
 WEATHER = obj(latitude="string", longitude="string")
 
 CASES: dict[str, Case] = {
-    "deepseek/chat-cache-hit.json": Case(
-        **DS,
+    "deepseek/chat-cache-hit.json": DS(
         output='The query "test data" has been processed successfully. '
         'The result returned is: **"Processed: test data"**.',
         usage=(359, 256, 0, 25, 0),
         finish="stop",
     ),
-    "deepseek/chat-json-mode.json": Case(
-        **DS,
+    "deepseek/chat-json-mode.json": DS(
         caps=("json_object",),
         schema=obj(result="integer"),
         output={"result": 8},
         usage=(44, 0, 0, 9, 0),
         finish="stop",
     ),
-    "deepseek/chat-stream.json": Case(
-        **DS, output="1, 2, 3.", usage=(11, 0, 0, 8, 0), finish="stop"
-    ),
-    "deepseek/chat-text.json": Case(**DS, output="4", usage=(12, 0, 0, 1, 0), finish="stop"),
-    "deepseek/chat-tool-calls.json": Case(
-        **DS,
+    "deepseek/chat-stream.json": DS(output="1, 2, 3.", usage=(11, 0, 0, 8, 0), finish="stop"),
+    "deepseek/chat-text.json": DS(output="4", usage=(12, 0, 0, 1, 0), finish="stop"),
+    "deepseek/chat-tool-calls.json": DS(
         caps=("tools",),
         schema=WEATHER,
         schema_name="weather",
@@ -74,17 +71,16 @@ CASES: dict[str, Case] = {
         usage=(407, 0, 0, 94, 0),
         finish="tool_calls",
     ),
-    "deepseek/error-400-context-length.json": Case(
-        **DS, error=ContextLength, message_has="maximum context length"
+    "deepseek/error-400-context-length.json": DS(
+        error=ContextLength, message_has="maximum context length"
     ),
-    "deepseek/error-401-authentication.json": Case(
-        **DS, error=AuthError, message_has="Your api key: [REDACTED] is invalid"
+    "deepseek/error-401-authentication.json": DS(
+        error=AuthError, message_has="Your api key: [REDACTED] is invalid"
     ),
-    "deepseek/reasoner-reasoning-content.json": Case(
-        **DS, output="5 + 3 equals 8.", usage=(12, 0, 0, 35, 26), finish="stop"
+    "deepseek/reasoner-reasoning-content.json": DS(
+        output="5 + 3 equals 8.", usage=(12, 0, 0, 35, 26), finish="stop"
     ),
-    "mistral/chat-text-cached-tokens.json": Case(
-        **MI,
+    "mistral/chat-text-cached-tokens.json": MI(
         output=Prefix("The file `ruby.xml` contains the following XML content"),
         usage=(93, 16, 0, 29, 0),
         finish="stop",
@@ -95,14 +91,12 @@ CASES: dict[str, Case] = {
             "remaining_requests": 92,
         },
     ),
-    "mistral/chat-thinking-magistral.json": Case(
-        **MI,
+    "mistral/chat-thinking-magistral.json": MI(
         output=Prefix("Crossing a river is quite different from crossing a street"),
         usage=(664, 0, 0, 747, 0),
         finish="stop",
     ),
-    "mistral/chat-tool-call.json": Case(
-        **MI,
+    "mistral/chat-tool-call.json": MI(
         caps=("tools",),
         schema=WEATHER,
         schema_name="weather",
@@ -111,14 +105,9 @@ CASES: dict[str, Case] = {
         finish="tool_calls",
         rate_limit={"remaining_requests": 94},
     ),
-    "mistral/error-401-unauthorized.json": Case(
-        **MI, error=AuthError, message_has="Invalid API Key"
-    ),
-    "groq/chat-reasoning-gpt-oss.json": Case(
-        **GQ, output="4", usage=(84, 0, 0, 58, 48), finish="stop"
-    ),
-    "groq/chat-stream-x-groq-usage.json": Case(
-        **GQ,
+    "mistral/error-401-unauthorized.json": MI(error=AuthError, message_has="Invalid API Key"),
+    "groq/chat-reasoning-gpt-oss.json": GQ(output="4", usage=(84, 0, 0, 58, 48), finish="stop"),
+    "groq/chat-stream-x-groq-usage.json": GQ(
         output=Prefix("A"),
         usage=(18, 0, 0, 73, 0),
         finish="stop",
@@ -129,47 +118,42 @@ CASES: dict[str, Case] = {
             "reset_tokens_s": 0.13,
         },
     ),
-    "groq/chat-text.json": Case(
-        **GQ,
+    "groq/chat-text.json": GQ(
         output=Prefix("Here's a joke about OpenTelemetry"),
         usage=(18, 0, 0, 43, 0),
         finish="stop",
         rate_limit={"reset_requests_s": 10.332999999, "reset_tokens_s": 0.026},
     ),
-    "groq/error-400-tool-use-failed.json": Case(
-        **GQ, error=InvalidOutput, message_has="Tool call validation failed"
+    "groq/error-400-tool-use-failed.json": GQ(
+        error=InvalidOutput, message_has="Tool call validation failed"
     ),
-    "groq/error-404-model-not-found.json": Case(**GQ, error=NotFound),
-    "openrouter/chat-cache-anthropic.json": Case(
-        **OR,
+    "groq/error-404-model-not-found.json": GQ(error=NotFound),
+    "openrouter/chat-cache-anthropic.json": OR(
         output=Prefix("**Step-by-step breakdown:**"),
         usage=(2649, 2569, 79, 100, 0),
         finish="length",
         provider_cost=0.00256995,
     ),
-    "openrouter/chat-reasoning.json": Case(
-        **OR,
+    "openrouter/chat-reasoning.json": OR(
         output=Prefix("I'd ask: **\"What truthful answer"),
         usage=(80, 0, 0, 855, 586),
         finish="stop",
         provider_cost=0.004355,
     ),
-    "openrouter/chat-usage-cost.json": Case(
-        **OR, output="2 + 2 = 4", usage=(16, 0, 0, 13, 0), finish="stop", provider_cost=8.1e-05
+    "openrouter/chat-usage-cost.json": OR(
+        output="2 + 2 = 4", usage=(16, 0, 0, 13, 0), finish="stop", provider_cost=8.1e-05
     ),
-    "openrouter/error-400-context-length.json": Case(
-        **OR, error=ContextLength, message_has="maximum context length is 200000"
+    "openrouter/error-400-context-length.json": OR(
+        error=ContextLength, message_has="maximum context length is 200000"
     ),
-    "openrouter/error-401-auth.json": Case(
-        **OR, error=AuthError, message_has="Missing Authentication header"
+    "openrouter/error-401-auth.json": OR(
+        error=AuthError, message_has="Missing Authentication header"
     ),
-    "openrouter/error-429-upstream-rate-limited.json": Case(
-        **OR,
+    "openrouter/error-429-upstream-rate-limited.json": OR(
         error=RateLimited,
         message_has="Provider returned error: google/gemini-2.0-flash-exp:free is temporarily",
     ),
-    "together/chat-text-retry-after.json": Case(
-        **TG,
+    "together/chat-text-retry-after.json": TG(
         output="To find the answer, add 4200 and 42.\n\n4200 + 42 = 4242",
         usage=(44, 0, 0, 23, 0),
         finish="stop",
@@ -182,8 +166,7 @@ CASES: dict[str, Case] = {
             "reset_requests_s": 2.0,
         },
     ),
-    "together/chat-tool-call.json": Case(
-        **TG,
+    "together/chat-tool-call.json": TG(
         caps=("tools",),
         schema=obj(city="string"),
         schema_name="get_current_weather",

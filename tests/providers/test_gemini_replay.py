@@ -18,6 +18,8 @@ adapter.
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 from provider_replay import (
     SECRET,
@@ -31,47 +33,40 @@ from provider_replay import (
 
 from schemas.errors import AuthError, NotFound, RateLimited, ServerError
 
-G = {"kind": "gemini", "model": "gemini-2.5-flash"}
+G = partial(Case, kind="gemini", model="gemini-2.5-flash")
 CASES: dict[str, Case] = {
-    "gemini/error-400-api-key-invalid.json": Case(
-        **G, error=AuthError, message_has="API key not valid"
+    "gemini/error-400-api-key-invalid.json": G(error=AuthError, message_has="API key not valid"),
+    "gemini/error-404-model-not-found.json": G(error=NotFound, message_has="not found"),
+    "gemini/error-429-resource-exhausted-generic.json": G(
+        error=RateLimited, message_has="Resource exhausted"
     ),
-    "gemini/error-404-model-not-found.json": Case(**G, error=NotFound, message_has="not found"),
-    "gemini/error-429-resource-exhausted-generic.json": Case(
-        **G, error=RateLimited, message_has="Resource exhausted"
+    "gemini/error-429-resource-exhausted-quota.json": G(
+        error=RateLimited, retry_after=48.0, message_has="Quota exceeded for metric"
     ),
-    "gemini/error-429-resource-exhausted-quota.json": Case(
-        **G, error=RateLimited, retry_after=48.0, message_has="Quota exceeded for metric"
+    "gemini/error-500-internal.json": G(error=ServerError, message_has="internal error"),
+    "gemini/generate-explicit-cached-content.json": G(
+        output="Paris.", usage=(3520, 3512, 0, 44, 42), finish="STOP"
     ),
-    "gemini/error-500-internal.json": Case(**G, error=ServerError, message_has="internal error"),
-    "gemini/generate-explicit-cached-content.json": Case(
-        **G, output="Paris.", usage=(3520, 3512, 0, 44, 42), finish="STOP"
-    ),
-    "gemini/generate-function-call.json": Case(
-        **G,
+    "gemini/generate-function-call.json": G(
         schema=obj(passphrase="string"),
         schema_name="passphrase_test_tool",
         output={"passphrase": "portal"},
         usage=(62, 0, 0, 67, 48),
         finish="STOP",
     ),
-    "gemini/generate-implicit-cache-and-thoughts.json": Case(
-        **G,
+    "gemini/generate-implicit-cache-and-thoughts.json": G(
         output=Prefix('"Impressive... most impressive." Indeed!'),
         usage=(3797, 3055, 0, 2205, 1549),
         finish="STOP",
     ),
-    "gemini/generate-response-schema.json": Case(
-        **G,
+    "gemini/generate-response-schema.json": G(
         schema=obj(title="string", author="string"),
         output={"title": "Apples are tasty", "author": "Hadley Wickham"},
         usage=(40, 0, 0, 274, 256),
         finish="STOP",
     ),
-    "gemini/generate-text.json": Case(
-        **G, output="2 + 2 = **4**", usage=(10, 0, 0, 31, 23), finish="STOP"
-    ),
-    "gemini/stream-sse.json": Case(**G, output="1, 2, 3", usage=(8, 0, 0, 27, 20), finish="STOP"),
+    "gemini/generate-text.json": G(output="2 + 2 = **4**", usage=(10, 0, 0, 31, 23), finish="STOP"),
+    "gemini/stream-sse.json": G(output="1, 2, 3", usage=(8, 0, 0, 27, 20), finish="STOP"),
 }
 
 
