@@ -54,7 +54,7 @@ class InboundRecord:
 
 
 def resolve_all_prices(config: Config) -> dict[str, ModelPrices]:
-    return {m.name: resolve_prices(m) for m in config.models}
+    return {m.name: resolve_prices(m, config.provider(m.provider)) for m in config.models}
 
 
 class Pipeline:

@@ -60,7 +60,7 @@ async def call_once(
         await adapter.aclose()
     usage = completion.usage
     try:
-        cost: float | None = cost_usd(resolve_prices(model_config), usage)
+        cost: float | None = cost_usd(resolve_prices(model_config, config.provider(provider)), usage)
     except ConfigError:
         cost = None  # an ad-hoc model with no catalog price
     if completion.provider_cost_usd is not None:

@@ -21,12 +21,13 @@ class DrainWatch:
         self._consumer: AIOKafkaConsumer | None = None
 
     async def start(self) -> None:
+        # Reads the group's committed offsets without joining it (nothing is subscribed).
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap, group_id=self._group_id, enable_auto_commit=False
         )
         await self._consumer.start()
         tps = await self._partitions()
-        self.targets = dict(await self._consumer.end_offsets(tps))
+        self.targets = await self._true_end_offsets(tps)
         log.info("drain: %d records to do at start", sum(self.targets.values()))
 
     async def _partitions(self) -> list[TopicPartition]:
@@ -39,6 +40,19 @@ class DrainWatch:
                 parts = self._consumer.partitions_for_topic(topic) or set()
             tps.extend(TopicPartition(topic, p) for p in sorted(parts))
         return tps
+
+    async def _true_end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """End offsets, read past the reported ones: Tansu reports its last batch's base offset."""
+        assert self._consumer is not None
+        ends = dict(await self._consumer.end_offsets(tps))
+        self._consumer.assign(tps)
+        for tp in tps:
+            self._consumer.seek(tp, ends[tp])
+        while batch := await self._consumer.getmany(timeout_ms=300, max_records=10_000):
+            for tp, records in batch.items():
+                ends[tp] = max(ends[tp], records[-1].offset + 1)
+        self._consumer.unsubscribe()
+        return ends
 
     def note_produced(self, topic: str, partition: int, offset: int) -> None:
         tp = TopicPartition(topic, partition)

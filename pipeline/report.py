@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from rich.console import Console, Group
 from rich.table import Table
 
+from pipeline.app import resolve_all_prices
 from providers.pricing import cost_usd, resolve_prices
 from schemas.completion import Usage
 from schemas.config import Config, ModelConfig
@@ -50,7 +51,7 @@ def frontier_model(config: Config) -> ModelConfig | None:
         return config.model(config.report.frontier_model)
     if not config.models:
         return None
-    prices = {m.name: resolve_prices(m) for m in config.models}
+    prices = resolve_all_prices(config)
 
     def priciness(m: ModelConfig) -> tuple[int, float]:
         return m.tier, cost_usd(prices[m.name], Usage(input_tokens=1000, output_tokens=1000))
@@ -82,7 +83,8 @@ def saving(config: Config) -> Saving | None:
            FROM usage""",
     ).rows[0]
     usage = Usage(input_tokens=int(row[1]), output_tokens=int(row[2]))
-    return Saving(float(row[0]), cost_usd(resolve_prices(model), usage), model.name)
+    prices = resolve_prices(model, config.provider(model.provider))
+    return Saving(float(row[0]), cost_usd(prices, usage), model.name)
 
 
 def _table(title: str, result: QueryResult) -> Table:

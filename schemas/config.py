@@ -24,6 +24,9 @@ class KafkaConfig(Section):
     replication_factor: int = Field(default=1, ge=1)
     group_id: str = "frugal-workers"
     commit_interval_s: float = Field(default=1.0, gt=0)
+    # A worker silent this long leaves the group and its partitions move to the others.
+    # (Tansu also holds a new group's first join for about half of it.)
+    session_timeout_s: float = Field(default=10.0, ge=2)
 
     def topic(self, kind: str, suffix: str = "") -> str:
         return f"{self.topic_prefix}.{kind}{'.' + suffix if suffix else ''}"

@@ -100,6 +100,7 @@ def write_config(
             "group_id": f"{prefix}-workers",
             "partitions": 2,
             "commit_interval_s": 0.2,
+            "session_timeout_s": 3,
         },
         "storage": {"data_dir": str(data_dir), "flush_interval_s": 0.2},
         "worker": {"status_interval_s": 2.0, "shutdown_grace_s": 10.0},
