@@ -51,6 +51,7 @@ def demo_config(base: Config, bootstrap: str, sim_url: str | None) -> Config:
     config.storage.data_dir = DEMO_DIR
     config.storage.flush_interval_s = 0.5
     config.kafka.commit_interval_s = 0.3
+    config.kafka.session_timeout_s = 4  # one worker: no need to wait long for group peers
     config.worker.status_interval_s = 3600
     if sim_url is not None:
         for provider in config.providers:

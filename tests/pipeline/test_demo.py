@@ -1,0 +1,30 @@
+"""`frugal demo` (what `make demo` runs): exits 0 and prints the cost report."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from frugal_testkit import lake_query
+
+
+def test_demo_processes_the_bundled_samples_and_prints_the_saving(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env["COLUMNS"] = "100"
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline", "demo"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "published 222 records" in done.stdout
+    assert "saved" in done.stdout and "Spend by model" in done.stdout
+    data = tmp_path / "data" / "demo"
+    answered = lake_query(data, "SELECT count(DISTINCT job_id) FROM results_all")[0][0]
+    assert answered == 150 + 60 + 12 * 2  # tickets + invoices + two tasks per document
+    assert (data / "frugal.toml").exists()
