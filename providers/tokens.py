@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
-import bpe_openai
+if TYPE_CHECKING:
+    import bpe_openai
 
 ENCODING = "o200k_base"
 EXACT_UP_TO_CHARS = 200_000  # beyond this, count evenly spaced samples and scale up
@@ -14,6 +16,8 @@ SAMPLE_CHARS = 8_000
 
 @cache
 def _encoding() -> bpe_openai.Encoding:
+    import bpe_openai  # 0.6 s to import: only when a count is needed, not for `frugal call`
+
     return bpe_openai.get_encoding(ENCODING)
 
 
