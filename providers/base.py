@@ -159,6 +159,9 @@ class ProviderAdapter(ABC):
             timeout=httpx.Timeout(provider.timeout_s),
             headers={**self.static_headers(), **(self.auth_headers(key) if key else {})},
         )
+        self._headers = httpx.Headers(self._client.headers)  # the client's defaults + ours
+        self._extensions = {"timeout": self._client.timeout.as_dict()}
+        self._routes: dict[str, tuple[httpx.URL, httpx.AsyncBaseTransport]] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.provider.name!r}, {self.provider.base_url!r})"
@@ -220,7 +223,7 @@ class ProviderAdapter(ABC):
     async def _post(self, call: HttpCall, model: ModelConfig) -> httpx.Response:
         try:
             async with asyncio.timeout(self.provider.timeout_s):
-                return await self._client.post(call.url, json=call.body)
+                return await self._send(call)
         except (TimeoutError, httpx.HTTPError, aiohttp.ClientError) as exc:
             cls = _transport_error(exc)
             what = (
@@ -233,6 +236,32 @@ class ProviderAdapter(ABC):
                 f"{self.name} {model.name}: {what}: {detail}", provider=self.name, model=model.name
             )
             raise self._attach(error, None, None) from None
+
+    async def _send(self, call: HttpCall) -> httpx.Response:
+        """POST straight to the client's transport, read to the end.
+
+        The client's per-request machinery (URL merging, cookie jar, auth and redirect
+        hooks) cost more CPU than the HTTP exchange itself; none of it applies to an API call.
+        """
+        url, transport = self._route(call.url)
+        body = json.dumps(call.body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        request = httpx.Request(
+            "POST", url, headers=self._headers, content=body.encode(), extensions=self._extensions
+        )
+        response = await transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
+    def _route(self, url: str) -> tuple[httpx.URL, httpx.AsyncBaseTransport]:
+        route = self._routes.get(url)
+        if route is None:
+            parsed = httpx.URL(url)
+            # the transport the client would pick: its own, or a proxy's from the environment
+            route = self._routes[url] = (parsed, self._client._transport_for_url(parsed))
+        return route
 
     def _http_error(
         self,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
@@ -76,8 +76,8 @@ def response_time(headers: Mapping[str, str]) -> datetime:
     return datetime.now(UTC)
 
 
-def _seconds_until(value: str, now: datetime) -> float | None:
-    """A reset given as a duration, or as an RFC 3339 / HTTP date, in seconds from `now`."""
+def _seconds_until(value: str, now: Callable[[], datetime]) -> float | None:
+    """A reset given as a duration, or as an RFC 3339 / HTTP date, in seconds from `now()`."""
     duration = parse_duration(value)
     if duration is not None:
         return duration
@@ -90,7 +90,7 @@ def _seconds_until(value: str, now: datetime) -> float | None:
             return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
+    return max(0.0, (when - now()).total_seconds())
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
@@ -104,7 +104,7 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
         waits.append(float(raw_ms) / 1000)
     raw = headers.get("retry-after")
     if raw:
-        wait = _seconds_until(raw, response_time(headers))
+        wait = _seconds_until(raw, lambda: response_time(headers))
         if wait is not None:
             waits.append(wait)
     return max(waits) if waits else None
@@ -118,7 +118,9 @@ def _first_int(headers: Mapping[str, str], names: tuple[str, ...]) -> int | None
     return None
 
 
-def _first_reset(headers: Mapping[str, str], names: tuple[str, ...], now: datetime) -> float | None:
+def _first_reset(
+    headers: Mapping[str, str], names: tuple[str, ...], now: Callable[[], datetime]
+) -> float | None:
     for name in names:
         raw = headers.get(name)
         if raw is not None:
@@ -130,7 +132,15 @@ def _first_reset(headers: Mapping[str, str], names: tuple[str, ...], now: dateti
 
 def parse_rate_limit(headers: Mapping[str, str]) -> RateLimitState | None:
     """What the rate-limit headers say; None when the response carries none of them."""
-    now = response_time(headers)
+    # One pass into a plain dict: httpx.Headers scans every header on each lookup.
+    headers = {name.lower(): value for name, value in headers.items()}
+    clock: list[datetime] = []
+
+    def now() -> datetime:  # the Date header is parsed only if an absolute reset needs it
+        if not clock:
+            clock.append(response_time(headers))
+        return clock[0]
+
     fields: dict[str, float | int | None] = {
         name: _first_int(headers, spellings) for name, spellings in _COUNT_HEADERS.items()
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 import jsonschema
@@ -54,6 +55,16 @@ class ClassifyJob(JobBase):
         }
 
 
+@lru_cache(maxsize=1024)
+def _schema_problem(schema_json: str) -> str | None:
+    """Checking a schema against the meta-schema is slow; jobs of one workload share a few."""
+    try:
+        jsonschema.Draft202012Validator.check_schema(json.loads(schema_json))
+    except jsonschema.SchemaError as exc:
+        return str(exc.message)
+    return None
+
+
 class ExtractJob(JobBase):
     kind: Literal["extract"]
     json_schema: dict[str, Any] = Field(alias="schema")
@@ -61,10 +72,9 @@ class ExtractJob(JobBase):
     @field_validator("json_schema")
     @classmethod
     def _schema_is_valid(cls, schema: dict[str, Any]) -> dict[str, Any]:
-        try:
-            jsonschema.Draft202012Validator.check_schema(schema)
-        except jsonschema.SchemaError as exc:
-            raise ValueError(f"schema is not a valid JSON Schema: {exc.message}") from None
+        problem = _schema_problem(json.dumps(schema, sort_keys=True))
+        if problem is not None:
+            raise ValueError(f"schema is not a valid JSON Schema: {problem}")
         if schema.get("type", "object") != "object":
             raise ValueError("schema must describe an object")
         return schema
