@@ -19,6 +19,16 @@ from schemas.config import Config
 from schemas.jobs import decode_object
 
 log = logging.getLogger("frugal.worker")
+RETRY_POLL_S = 0.25  # how often a wait for a parked record checks for shutdown and rebalance
+SHUTDOWN_RESERVE_S = 5.0  # of the grace period, kept for flushing, committing and leaving
+
+
+def parked_until(value: bytes) -> float:
+    """When a record on the retry topic is due (epoch seconds); now if it does not say."""
+    with contextlib.suppress(Exception):
+        parked = decode_object(value).get("parked") or {}
+        return float(parked.get("not_before", 0))
+    return 0.0
 
 
 def build_app(config: Config, bootstrap: str) -> faust.App:
@@ -37,6 +47,9 @@ def build_app(config: Config, bootstrap: str) -> faust.App:
         stream_buffer_maxsize=config.worker.buffer_per_partition,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        # Records are acked only once durable; on revoke and stop, StreamWorker finishes (or
+        # parks) its work in flight itself, within a bound, instead of faust waiting forever.
+        stream_wait_empty=False,
     )
 
 
@@ -56,6 +69,8 @@ class StreamWorker:
         for kind in kinds:
             self._add_agent(kind, job_topic(config.kafka, kind))
         self._add_agent("retry", retry_topic(config.kafka))
+        self.app.on_partitions_revoked.connect(self._on_partitions_revoked)
+        self.app.on_partitions_assigned.connect(self._on_partitions_assigned)
 
     @property
     def topics(self) -> list[str]:
@@ -67,23 +82,55 @@ class StreamWorker:
         topic = self.app.topic(topic_name, key_type=bytes, value_type=bytes, value_serializer="raw")
 
         async def agent(stream: faust.StreamT[Any]) -> None:
+            # Each record runs in its own task: one waiting out a backoff holds up no other.
             async for event in stream.noack().events():
-                if not self._accepting:
-                    continue  # not acked: redelivered to whoever takes the partition next
-                if kind == "retry":
-                    await self._wait_until_due(event.value)
+                if kind == "retry" and not await self._wait_until_due(event):
+                    continue
                 await self._slots.acquire()
+                if not self._still_ours(event):
+                    self._slots.release()
+                    continue  # not acked: redelivered to whoever owns the partition now
                 task = asyncio.create_task(self._handle(kind, event))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
 
         self.app.agent(topic, name=f"frugal-{kind}")(agent)
 
-    async def _wait_until_due(self, value: bytes) -> None:
-        with contextlib.suppress(Exception):
-            due = float(decode_object(value).get("metadata", {}).get("not_before", 0))
-            while self._accepting and (wait := due - time.time()) > 0:
-                await asyncio.sleep(min(wait, 1.0))
+    def _still_ours(self, event: faust.EventT[Any]) -> bool:
+        """Not shutting down, and no rebalance since the record was fetched."""
+        return (
+            self._accepting
+            and self.app.flow_control.is_active()
+            and event.message.generation_id == self.app.consumer_generation_id
+        )
+
+    async def _wait_until_due(self, event: faust.EventT[Any]) -> bool:
+        """Hold the retry topic until its head record is due; False if it stopped being ours.
+
+        Parked records are appended in order of parking, so waiting on the head is a delay queue.
+        """
+        due = parked_until(event.value)
+        while self._still_ours(event) and (wait := due - time.time()) > 0:
+            await asyncio.sleep(min(wait, RETRY_POLL_S))
+        return self._still_ours(event)
+
+    async def _on_partitions_revoked(self, sender: object, revoked: Any, **_: Any) -> None:
+        """Hand partitions over cleanly: finish (or park) the work in flight, flush, commit."""
+        if not revoked:
+            return
+        self.pipeline.hurry(True)
+        try:
+            await self._wait_in_flight(self.config.kafka.session_timeout_s / 2)
+            await self.pipeline.sink.flush()
+            await self.app.consumer.commit()
+        except Exception:  # the handover is best effort: the done set catches what slips
+            log.exception("could not settle work in flight before a rebalance")
+        finally:
+            self.pipeline.hurry(False)
+
+    async def _on_partitions_assigned(self, sender: object, assigned: Any, **_: Any) -> None:
+        """Partitions taken over may hold jobs their last owner answered but never committed."""
+        await self.pipeline.done.refresh()
 
     def _kind_of(self, kind: str, value: bytes) -> str:
         if kind != "retry":
@@ -112,12 +159,18 @@ class StreamWorker:
         finally:
             self._slots.release()
 
+    async def _wait_in_flight(self, timeout_s: float) -> set[asyncio.Task[None]]:
+        """Wait for the records being worked on; the ones still running at the deadline."""
+        if not self._in_flight:
+            return set()
+        _, pending = await asyncio.wait(set(self._in_flight), timeout=max(0.0, timeout_s))
+        return pending
+
     async def _finish_in_flight(self, grace_s: float) -> None:
         self._accepting = False
-        if self._in_flight:
-            _, pending = await asyncio.wait(set(self._in_flight), timeout=grace_s)
-            for task in pending:
-                task.cancel()
+        self.pipeline.hurry(True)  # backoffs park on the retry topic instead of sleeping
+        for task in await self._wait_in_flight(grace_s):
+            task.cancel()  # unacked: Kafka redelivers it
 
     async def run(self, drain: bool) -> int:
         """Run until SIGTERM/SIGINT, or (with drain) until the backlog is done; exit code."""
@@ -143,10 +196,17 @@ class StreamWorker:
         return 0
 
     async def _shutdown(self, watch: DrainWatch | None) -> None:
-        await self._finish_in_flight(self.config.worker.shutdown_grace_s)
+        """Finish in-flight work, flush, commit and leave, all within `shutdown_grace_s`."""
+        loop = asyncio.get_running_loop()
+        grace = self.config.worker.shutdown_grace_s
+        deadline = loop.time() + grace
+        await self._finish_in_flight(grace - min(grace / 3, SHUTDOWN_RESERVE_S))
         await self.pipeline.stop()  # final flush: acks everything durable
         with contextlib.suppress(Exception):
             await self.app.consumer.commit()
-        await self.app.stop()
+        try:
+            await asyncio.wait_for(self.app.stop(), max(0.5, deadline - loop.time()))
+        except TimeoutError:
+            log.warning("the consumer did not leave its group in time; its session will expire")
         if watch is not None:
             await watch.stop()

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -15,7 +15,8 @@ import httpx
 
 from pipeline import dead_letters
 from pipeline.budgets import Budgets
-from pipeline.dead_letters import RecordOrigin
+from pipeline.dead_letters import RecordOrigin, scrub
+from pipeline.done import DoneJobs
 from pipeline.ingest import document_jobs
 from pipeline.limits import Limits
 from pipeline.producer import Producer
@@ -29,7 +30,7 @@ from schemas.config import Config
 from schemas.errors import FrugalError, JobError
 from schemas.jobs import TaskJob, job_to_json, parse_document, parse_job
 from schemas.rows import DeadLetter, Row
-from sinks.catalog import completed_job_ids, ensure_catalog
+from sinks.catalog import ensure_catalog
 from sinks.parquet import ParquetSink
 
 log = logging.getLogger("frugal.worker")
@@ -88,7 +89,9 @@ class Pipeline:
         )
         self.sink = ParquetSink(config.storage, self.worker_id)
         self.producer = Producer(bootstrap)
-        self.done: set[str] = set()
+        self.done = DoneJobs(config.storage)
+        self._running: dict[str, asyncio.Future[None]] = {}  # job id -> done when it settles
+        self.secrets = [p.api_key.get_secret_value() for p in config.providers if p.api_key]
         # Told of every record this worker feeds back to its own topics (drain raises its targets).
         self.produced_hook: Callable[[str, int, int], None] | None = None
         self._stop = asyncio.Event()
@@ -97,7 +100,7 @@ class Pipeline:
 
     async def start(self) -> None:
         await asyncio.to_thread(ensure_catalog, self.config.storage)
-        self.done = await asyncio.to_thread(completed_job_ids, self.config.storage)
+        await self.done.refresh()
         await self.producer.start()
         self._tasks = [
             asyncio.create_task(self.sink.run(self._stop), name="sink"),
@@ -135,26 +138,55 @@ class Pipeline:
                 await self._run_job(record, parse_job(record.value, record.origin.kind))
         except JobError as error:
             log.warning("invalid record %s: %s", record.origin.key or record.origin.offset, error)
-            letter = dead_letters.for_invalid_record(record.origin, record.value, error)
+            letter = dead_letters.for_invalid_record(
+                record.origin, record.value, error, self.secrets
+            )
+            await self._dead_letter(record, letter, [])
+        except Exception as error:  # a bug must neither stop the worker nor wedge its partition
+            log.exception("internal error on %s", record.origin)
+            letter = dead_letters.for_invalid_record(
+                record.origin, record.value, error, self.secrets
+            )
             await self._dead_letter(record, letter, [])
         finally:
             self.processed += 1
 
+    def hurry(self, on: bool) -> None:
+        """While on, jobs waiting out a backoff park on the retry topic instead (shutdown, revoke)."""
+        if on:
+            self.runner.hurry.set()
+        else:
+            self.runner.hurry.clear()
+
     async def _run_job(self, record: InboundRecord, job: TaskJob) -> None:
+        await self.done.settled()
+        while (running := self._running.get(job.id)) is not None:
+            await asyncio.shield(running)  # a duplicate of a job in flight here: see how it ends
         if job.id in self.done:
-            record.ack()  # already answered: never pay twice
+            self.sink.add([], on_durable=record.ack)  # already answered: never pay twice
             return
+        settled = asyncio.get_running_loop().create_future()
+        self._running[job.id] = settled
+        try:
+            await self._answer(record, job)
+        finally:
+            del self._running[job.id]
+            settled.set_result(None)
+
+    async def _answer(self, record: InboundRecord, job: TaskJob) -> None:
         try:
             result, story = await self.runner.run(job, record.created_at)
         except JobFailed as failed:
-            letter = dead_letters.for_job(record.origin, job, failed.error, failed.story)
+            letter = dead_letters.for_job(
+                record.origin, job, failed.error, failed.story, self.secrets
+            )
             await self._dead_letter(record, letter, failed.story.usage_rows)
             return
         except ParkJob as park:
             await self._park(record, job, park)
             return
         self.done.add(job.id)
-        rows: list[Row] = [*story.usage_rows, result]
+        rows: list[Row] = [*scrub(story.usage_rows, self.secrets), result]
         if job.replay_count:
             rows.append(dead_letters.resolved(job))
         self.sink.add(rows, on_durable=record.ack)
@@ -168,10 +200,22 @@ class Pipeline:
         record.ack()
 
     async def _park(self, record: InboundRecord, job: TaskJob, park: ParkJob) -> None:
-        job.metadata["not_before"] = datetime.now(UTC).timestamp() + park.delay_s
-        topic = retry_topic(self.config.kafka)
-        await self._feed_back(topic, job)
-        self.sink.add([], on_durable=record.ack)
+        """Re-queue on the retry topic with its story; ack once that and its usage are durable."""
+        state = park.story.parked_state(park.delay_s)
+        if not state.source_topic:
+            origin = record.origin
+            state = state.model_copy(
+                update={
+                    "source_topic": origin.topic,
+                    "source_partition": origin.partition,
+                    "source_offset": origin.offset,
+                }
+            )
+        log.info("parking %s for %.1f s (%s)", job.id, park.delay_s, state.last_error_type)
+        await self._feed_back(
+            retry_topic(self.config.kafka), job.model_copy(update={"parked": state})
+        )
+        self.sink.add(scrub(park.story.usage_rows, self.secrets), on_durable=record.ack)
 
     async def _feed_back(self, topic: str, job: TaskJob) -> None:
         partition, offset = await self.producer.send(topic, job.id, job_to_json(job))
@@ -179,11 +223,12 @@ class Pipeline:
             self.produced_hook(topic, partition, offset)
 
     async def _dead_letter(
-        self, record: InboundRecord, letter: DeadLetter, usage: list[Row]
+        self, record: InboundRecord, letter: DeadLetter, usage: Sequence[Row]
     ) -> None:
+        """The DLQ record first, then the table rows; the offset is acked once both are durable."""
         topic = dlq_topic(self.config.kafka, record.origin.kind)
         await self.producer.send(topic, letter.job_id, letter.model_dump_json().encode())
-        self.sink.add([*usage, letter], on_durable=record.ack)
+        self.sink.add([*scrub(usage, self.secrets), letter], on_durable=record.ack)
 
 
 __all__ = ["FrugalError", "InboundRecord", "Pipeline"]

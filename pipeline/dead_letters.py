@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.runner import JobStory
+from pipeline.story import JobStory
+from providers.redaction import redact
 from schemas.errors import FrugalError
 from schemas.jobs import TaskJob
-from schemas.rows import DeadLetter
+from schemas.rows import DeadLetter, Row, UsageRow
+
+MAX_ERROR_CHARS = 1000
 
 
 @dataclass(frozen=True)
@@ -28,14 +34,33 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def for_invalid_record(origin: RecordOrigin, raw: bytes, error: FrugalError) -> DeadLetter:
-    job_id = origin.key or f"{origin.topic}:{origin.partition}:{origin.offset}"
+def _message(error: BaseException, secrets: Iterable[str]) -> str:
+    """The error's one line, secrets masked (a final pass after the adapters' own)."""
+    return redact(str(error) or type(error).__name__, secrets)[:MAX_ERROR_CHARS]
+
+
+def _peek(raw: bytes) -> dict[str, Any]:
+    """Whatever id and tenant a broken record still shows, for a readable dead letter."""
+    with contextlib.suppress(ValueError, UnicodeDecodeError):
+        data = json.loads(raw)
+        if isinstance(data, dict):
+            return data
+    return {}
+
+
+def for_invalid_record(
+    origin: RecordOrigin, raw: bytes, error: BaseException, secrets: Iterable[str] = ()
+) -> DeadLetter:
+    """A record that is not a valid job (or broke the worker): kept whole, as base64."""
+    data = _peek(raw)
+    job_id = origin.key or data.get("id")
+    tenant = data.get("tenant")
     return DeadLetter(
-        job_id=job_id,
+        job_id=str(job_id) if job_id else f"{origin.topic}:{origin.partition}:{origin.offset}",
         kind=origin.kind,
-        tenant="unknown",
-        error_type=error.type,
-        error=str(error)[:1000],
+        tenant=tenant if isinstance(tenant, str) else "unknown",
+        error_type=error.type if isinstance(error, FrugalError) else "internal_error",
+        error=_message(error, secrets),
         attempts=0,
         failed_at=_now(),
         first_failed_at=_now(),
@@ -48,26 +73,29 @@ def for_invalid_record(origin: RecordOrigin, raw: bytes, error: FrugalError) -> 
 
 def for_job(
     origin: RecordOrigin,
-    job: TaskJob | dict[str, Any],
+    job: TaskJob,
     error: FrugalError,
     story: JobStory | None = None,
+    secrets: Iterable[str] = (),
 ) -> DeadLetter:
-    data = job if isinstance(job, dict) else job.model_dump(mode="json", by_alias=True)
+    """A job that exhausted its candidates, with its whole story (parked attempts included)."""
+    data = job.model_dump(mode="json", by_alias=True, exclude={"parked"})
+    first = job.parked if job.parked and job.parked.source_topic else None  # before parking
     return DeadLetter(
-        job_id=str(data.get("id")),
-        kind=origin.kind,
-        tenant=str(data.get("tenant", "default")),
+        job_id=job.id,
+        kind=job.kind,
+        tenant=job.tenant,
         error_type=error.type,
-        error=str(error)[:1000],
+        error=_message(error, secrets),
         attempts=story.attempts if story else 0,
         providers_tried=list(story.providers_tried) if story else [],
         models_tried=list(story.models_tried) if story else [],
         failed_at=_now(),
         first_failed_at=(story.first_failed_at if story else None) or _now(),
-        replay_count=int(data.get("replay_count", 0)),
-        source_topic=origin.topic,
-        source_partition=origin.partition,
-        source_offset=origin.offset,
+        replay_count=job.replay_count,
+        source_topic=first.source_topic if first else origin.topic,
+        source_partition=first.source_partition if first else origin.partition,
+        source_offset=first.source_offset if first else origin.offset,
         job=data,
     )
 
@@ -85,3 +113,14 @@ def resolved(job: TaskJob) -> DeadLetter:
         replay_count=job.replay_count,
         status="resolved",
     )
+
+
+def scrub(rows: Sequence[Row], secrets: Iterable[str]) -> list[Row]:
+    """Rows with the error text of failed calls redacted once more before they are written."""
+    keys = list(secrets)
+    return [
+        row.model_copy(update={"error": redact(row.error, keys)})
+        if isinstance(row, UsageRow) and row.error
+        else row
+        for row in rows
+    ]

@@ -6,82 +6,27 @@ import asyncio
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pipeline.budgets import Budgets, CallScope
 from pipeline.limits import Limits
 from pipeline.prompts import build_request, instructions, output_allowance
-from pipeline.retry import Next, RetryPolicy
+from pipeline.retry import Next, RetryPolicy, sleep_unless
 from pipeline.routing import Candidate, Router, RoutingInput
+from pipeline.story import JobFailed, JobStory, ParkJob, utcnow
 from pipeline.validation import validate_output
 from providers.base import ProviderAdapter
 from providers.pricing import ModelPrices, cost_usd
 from providers.tokens import estimate_tokens
 from schemas.completion import Completion, CompletionRequest, Usage
 from schemas.config import Config
-from schemas.errors import BudgetExhausted, InvalidOutput, JobError, ProviderError
+from schemas.errors import InvalidOutput, JobError, ProviderError
 from schemas.jobs import TaskJob
 from schemas.rows import ResultRow, UsageRow
 
+__all__ = ["JobFailed", "JobRunner", "JobStory", "ParkJob"]
+
 MESSAGE_OVERHEAD_TOKENS = 12  # role markers and framing the tokenizer does not see
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class ParkJob(Exception):
-    """The job must wait longer than a worker should hold it: re-queue it on the retry topic."""
-
-    delay_s: float
-    error: ProviderError
-
-
-@dataclass
-class JobStory:
-    """Everything that happened to one job: its calls, and how it ended."""
-
-    job: TaskJob
-    created_at: datetime
-    started: float = field(default_factory=time.monotonic)
-    usage_rows: list[UsageRow] = field(default_factory=list)
-    providers_tried: list[str] = field(default_factory=list)
-    models_tried: list[str] = field(default_factory=list)
-    last_error: ProviderError | None = None
-    budget_blocked: bool = False
-    first_failed_at: datetime | None = None
-
-    @property
-    def attempts(self) -> int:
-        return len(self.usage_rows)
-
-    @property
-    def cost_usd(self) -> float:
-        return sum(r.cost_usd for r in self.usage_rows)
-
-    def note_try(self, candidate: Candidate) -> None:
-        if candidate.provider not in self.providers_tried:
-            self.providers_tried.append(candidate.provider)
-        if candidate.model.name not in self.models_tried:
-            self.models_tried.append(candidate.model.name)
-
-    def failure(self) -> ProviderError | BudgetExhausted:
-        if self.last_error is None and self.budget_blocked:
-            return BudgetExhausted("no adequate model has budget left under the configured caps")
-        if self.last_error is None:
-            return ProviderError(
-                "no adequate model is available (all providers unhealthy or excluded)"
-            )
-        return self.last_error
-
-
-class JobFailed(Exception):
-    def __init__(self, story: JobStory, error: ProviderError | BudgetExhausted) -> None:
-        super().__init__(str(error))
-        self.story = story
-        self.error = error
 
 
 class JobRunner:
@@ -103,6 +48,8 @@ class JobRunner:
         self.budgets = budgets
         self._retry = RetryPolicy(config.retry)
         self.worker_id = worker_id
+        # Set while the worker shuts down or hands partitions over: backoffs park instead.
+        self.hurry = asyncio.Event()
 
     def routing_input(self, job: TaskJob) -> RoutingInput:
         tokens = estimate_tokens(instructions(job)) + estimate_tokens(job.input)
@@ -113,11 +60,11 @@ class JobRunner:
         self, job: TaskJob, created_at: datetime | None = None
     ) -> tuple[ResultRow, JobStory]:
         """The job's result, or JobFailed / JobError / ParkJob carrying its story."""
-        story = JobStory(job, created_at or utcnow())
+        story = JobStory.resume(job, created_at or utcnow())
         need = self.routing_input(job)
         if self.router.too_large_for_every_model(need):
             raise JobError(f"input of ~{need.input_tokens} tokens fits no model's context window")
-        skip_providers: set[str] = set()
+        skip_providers = story.exhausted_providers
         for candidate in self.router.candidates(need):
             if candidate.provider in skip_providers or not self.limits.available(
                 candidate.provider
@@ -128,7 +75,22 @@ class JobRunner:
                 return outcome, story
             if outcome is Next.NEXT_PROVIDER:
                 skip_providers.add(candidate.provider)
+        self._park_if_a_provider_may_recover(story, need)
         raise JobFailed(story, story.failure())
+
+    def _park_if_a_provider_may_recover(self, story: JobStory, need: RoutingInput) -> None:
+        """An adequate provider this job has not exhausted is only paused (breaker open): wait."""
+        waiting = {
+            m.provider
+            for m in self._config.models
+            if self.router.inadequacy(m, need) == "provider unhealthy"
+            and m.provider not in story.exhausted_providers
+            and self.limits[m.provider].disabled_reason is None
+        }
+        parks = story.prior.parks if story.prior else 0
+        decision = self._retry.park_for_unavailable(parks) if waiting else None
+        if decision is not None:
+            raise ParkJob(decision.delay_s, story)
 
     async def _try_candidate(
         self, story: JobStory, candidate: Candidate, need: RoutingInput
@@ -136,7 +98,7 @@ class JobRunner:
         model = candidate.model
         scope = CallScope(model.provider, model.name, story.job.kind, story.job.tenant)
         request = build_request(story.job, min(need.output_allowance, model.max_output_tokens))
-        retries = 0
+        retries = story.retries.get(model.name, 0)
         while True:
             reservation = self.budgets.reserve(scope, candidate.worst_case_usd)
             if reservation is None:
@@ -151,12 +113,12 @@ class JobRunner:
             if isinstance(result, ResultRow):
                 return result
             decision = self._retry.decide(result, retries)
-            if decision.next is Next.PARK:
-                raise ParkJob(decision.delay_s, result)
-            if decision.next is not Next.RETRY:
+            if decision.next is not Next.RETRY and decision.next is not Next.PARK:
                 return decision.next
             retries += 1
-            await asyncio.sleep(decision.delay_s)
+            story.retries[model.name] = retries
+            if decision.next is Next.PARK or not await sleep_unless(self.hurry, decision.delay_s):
+                raise ParkJob(decision.delay_s, story)
 
     async def _call(
         self, story: JobStory, candidate: Candidate, request: CompletionRequest, est_tokens: int
@@ -246,7 +208,7 @@ class JobRunner:
         self, story: JobStory, candidate: Candidate, output: dict[str, object]
     ) -> ResultRow:
         job = story.job
-        rows = story.usage_rows
+        input_tokens, output_tokens = story.tokens()
         return ResultRow(
             job_id=job.id,
             kind=job.kind,
@@ -255,9 +217,9 @@ class JobRunner:
             output=json.dumps(output, ensure_ascii=False),
             provider=candidate.provider,
             model=candidate.model.name,
-            attempts=len(rows),
-            input_tokens=sum(r.input_tokens for r in rows),
-            output_tokens=sum(r.output_tokens for r in rows),
+            attempts=story.attempts,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
             cost_usd=story.cost_usd,
             latency_ms=(time.monotonic() - story.started) * 1000,
             created_at=story.created_at,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
@@ -10,6 +11,30 @@ import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from schemas.errors import JobError
+
+
+class ParkedState(BaseModel):
+    """What a job that waits on the retry topic carries from its earlier attempts."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    not_before: float  # epoch seconds: not to be run again before then
+    parks: int = Field(default=0, ge=0)
+    attempts: int = Field(default=0, ge=0)
+    cost_usd: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    providers_tried: list[str] = Field(default_factory=list)
+    models_tried: list[str] = Field(default_factory=list)
+    exhausted_providers: list[str] = Field(default_factory=list)  # skipped from now on
+    retries: dict[str, int] = Field(default_factory=dict)  # model -> transient retries done
+    first_failed_at: datetime | None = None
+    last_error_type: str | None = None
+    last_error: str = ""
+    # Where the job first came from, for its dead letter.
+    source_topic: str = ""
+    source_partition: int = -1
+    source_offset: int = -1
 
 
 class JobBase(BaseModel):
@@ -28,6 +53,7 @@ class JobBase(BaseModel):
     exclude_providers: list[str] = Field(default_factory=list)  # never route there
     avoid_providers: list[str] = Field(default_factory=list)  # route there only as a last resort
     replay_count: int = Field(default=0, ge=0)
+    parked: ParkedState | None = None  # set while the job travels through the retry topic
 
     @property
     def doc_id(self) -> str | None:
