@@ -11,6 +11,7 @@ from typing import Any
 
 import faust
 
+from consumers.intake import IntakeGate
 from pipeline.app import InboundRecord, Pipeline
 from pipeline.dead_letters import RecordOrigin
 from pipeline.drain import DrainWatch
@@ -70,6 +71,13 @@ class StreamWorker:
             self._add_agent(kind, job_topic(config.kafka, kind))
         self._add_agent("retry", retry_topic(config.kafka))
         self.app.on_partitions_revoked.connect(self._on_partitions_revoked)
+        self.intake = IntakeGate(
+            lambda: self.app.consumer,
+            self.topics,
+            config.worker.max_in_flight,
+            pipeline.limits.saturated,
+        )
+        pipeline.status_sources.append(self.intake.status)
         self.app.on_partitions_assigned.connect(self._on_partitions_assigned)
 
     @property
@@ -92,9 +100,14 @@ class StreamWorker:
                     continue  # not acked: redelivered to whoever owns the partition now
                 task = asyncio.create_task(self._handle(kind, event))
                 self._in_flight.add(task)
-                task.add_done_callback(self._in_flight.discard)
+                task.add_done_callback(self._record_done)
+                self.intake.update(len(self._in_flight))
 
         self.app.agent(topic, name=f"frugal-{kind}")(agent)
+
+    def _record_done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self.intake.update(len(self._in_flight))
 
     def _still_ours(self, event: faust.EventT[Any]) -> bool:
         """Not shutting down, and no rebalance since the record was fetched."""

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import httpx
 
 from pipeline import dead_letters
-from pipeline.budgets import Budgets
+from pipeline.budgets import Budgets, CallScope
 from pipeline.dead_letters import RecordOrigin, scrub
 from pipeline.done import DoneJobs
 from pipeline.ingest import document_jobs
@@ -22,11 +22,13 @@ from pipeline.limits import Limits
 from pipeline.producer import Producer
 from pipeline.routing import Router
 from pipeline.runner import JobFailed, JobRunner, ParkJob
-from pipeline.topics import dlq_topic, job_topic, retry_topic
+from pipeline.spend import SpendLedger
+from pipeline.topics import dlq_topic, job_topic, retry_topic, spend_topic
+from pipeline.validity import outcomes_from_lake
 from providers.base import ProviderAdapter
 from providers.pricing import ModelPrices, resolve_prices
 from providers.registry import build_adapter
-from schemas.config import Config
+from schemas.config import Config, ModelConfig
 from schemas.errors import FrugalError, JobError
 from schemas.jobs import TaskJob, job_to_json, parse_document, parse_job
 from schemas.rows import DeadLetter, Row
@@ -76,8 +78,19 @@ class Pipeline:
             p.name: build_adapter(p, transport=transport) for p in config.providers
         }
         self.limits = Limits(config.providers)
-        self.budgets = Budgets(config.budgets)
-        self.router = Router(config, self.prices, provider_available=self.limits.available)
+        # Caps hold across workers through the shared spend log; without caps there is no log.
+        self.spend = (
+            SpendLedger(bootstrap, spend_topic(config.kafka), self.worker_id)
+            if config.budgets
+            else None
+        )
+        self.budgets = Budgets(config.budgets, self.spend)
+        self.router = Router(
+            config,
+            self.prices,
+            provider_available=self.limits.available,
+            within_budget=self._within_budget,
+        )
         self.runner = JobRunner(
             config,
             self.adapters,
@@ -96,12 +109,17 @@ class Pipeline:
         self.produced_hook: Callable[[str, int, int], None] | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self.status_sources: list[Callable[[], str]] = []  # more lines for the status log
         self.processed = 0
 
     async def start(self) -> None:
         await asyncio.to_thread(ensure_catalog, self.config.storage)
         await self.done.refresh()
+        # A restarted worker remembers which models answer validly, from the usage table.
+        self.router.stats.seed(await asyncio.to_thread(outcomes_from_lake, self.config.storage))
         await self.producer.start()
+        if self.spend is not None:
+            await self.spend.start()
         self._tasks = [
             asyncio.create_task(self.sink.run(self._stop), name="sink"),
             asyncio.create_task(self._report_status(), name="status"),
@@ -117,6 +135,8 @@ class Pipeline:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.sink.flush()
         await self.producer.stop()
+        if self.spend is not None:
+            await self.spend.stop()
         for adapter in self.adapters.values():
             await adapter.aclose()
 
@@ -124,10 +144,16 @@ class Pipeline:
         interval = self.config.worker.status_interval_s
         while not self._stop.is_set():
             await asyncio.sleep(interval)
-            for limiter in self.limits.providers.values():
-                log.info("status %s", limiter.status())
-            for line in self.budgets.status():
+            for name, limiter in self.limits.providers.items():
+                caps = self.budgets.for_provider(name)
+                log.info("status %s%s", limiter.status(), f" spend {caps}" if caps else "")
+            for line in [*self.budgets.status(), *(source() for source in self.status_sources)]:
                 log.info("status %s", line)
+
+    def _within_budget(self, model: ModelConfig, job: TaskJob, usd: float) -> bool:
+        return self.budgets.would_fit(
+            CallScope(model.provider, model.name, job.kind, job.tenant), usd
+        )
 
     async def process(self, record: InboundRecord) -> None:
         """Run one record; its offset is acked only once its rows (or dead letter) are durable."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -12,11 +13,27 @@ from schemas.completion import Completion
 from schemas.config import ProviderConfig
 from schemas.errors import ProviderError
 
+Clock = Callable[[], float]
+
 BURST_S = 1.0  # a bucket holds at most about one second of quota
-MIN_RATE_SHARE = 0.05  # adaptive slow-down never goes below this share of the configured rate
-RECOVERY_PER_S = 0.02  # share of the configured rate regained per second without 429s
+# Run a little under the configured rate: network jitter bunches our requests up on the way, and
+# a provider whose own bucket is as small as ours answers such a bunch with a 429.
+RATE_MARGIN = 0.95
+DECREASE = 0.7  # multiplicative decrease on a 429 (once per round trip)
+MIN_SHARE = 0.02  # the slow-down never goes below this share of the configured rate
+FAST_RECOVERY = 0.25  # share of the last good ceiling regained per second, up to 90% of it
+PROBE_GROWTH = 0.02  # above that, grow 2% per second: finds a raised limit, rarely trips
+START_SHARE = 0.3  # slow start: a new worker ramps up to the configured rate over ~2.5 s
 BREAKER_FAILURES = 5  # consecutive failures that open the breaker
-BREAKER_COOLDOWN_S = 10.0
+BREAKER_COOLDOWN_S = 5.0  # first open period; doubles on every failed probe
+BREAKER_MAX_COOLDOWN_S = 120.0
+RATE_WINDOW_S = 10.0  # the window behind the "calls per second" of the status line
+
+
+class CircuitOpen(ProviderError):
+    """The provider's breaker is open (or its one probe is out): route elsewhere for now."""
+
+    type = "circuit_open"
 
 
 @dataclass
@@ -24,7 +41,7 @@ class TokenBucket:
     """A smoothed rate: `rate` units per second with a burst of about BURST_S of quota."""
 
     rate: float
-    clock: Callable[[], float] = time.monotonic
+    clock: Clock = time.monotonic
     level: float = field(init=False)
     stamp: float = field(init=False)
 
@@ -53,47 +70,147 @@ class TokenBucket:
     def give_back(self, amount: float) -> None:
         self.level = min(self.capacity, self.level + amount)
 
+    def charge(self, amount: float) -> None:
+        """Take (or with a negative amount, return) units after the fact; may go into debt."""
+        self._refill()
+        self.level = min(self.capacity, self.level - amount)
+
+
+class AdaptiveRate:
+    """AIMD on the share of the configured rate a provider really takes.
+
+    A 429 on a call sent after the last decrease cuts the share by DECREASE and remembers
+    the share that tripped as the ceiling (429s of calls already in flight say nothing new).
+    Recovery is quick up to 90% of the ceiling, then a slow probe, so a lower real limit is
+    found once and then held with rare, small overshoots.
+    """
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self.share = START_SHARE
+        self.ceiling = 1.0
+        self.last_decrease = float("-inf")
+        self._stamp = clock()
+
+    def current(self) -> float:
+        now = self._clock()
+        dt, self._stamp = now - self._stamp, now
+        knee = 0.9 * self.ceiling
+        if self.share < knee:
+            self.share = min(knee, self.share + FAST_RECOVERY * self.ceiling * dt)
+        else:
+            self.share *= 1 + PROBE_GROWTH * dt
+        self.share = min(1.0, self.share)
+        self.ceiling = max(self.ceiling, self.share)
+        return self.share
+
+    def on_rate_limited(self, sent_at: float) -> bool:
+        """A 429 for a call sent at `sent_at`; True when it slowed the provider down."""
+        if sent_at < self.last_decrease:
+            return False
+        share = self.current()
+        self.ceiling = share
+        self.share = max(MIN_SHARE, share * DECREASE)
+        self.last_decrease = self._clock()
+        return True
+
+
+class CircuitBreaker:
+    """Closed -> (BREAKER_FAILURES in a row) open -> after the cooldown one probe call ->
+    closed on its success, open again (cooldown doubled) on its failure."""
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self.failures = 0
+        self.open_until: float | None = None
+        self.cooldown_s = BREAKER_COOLDOWN_S
+        self.probing = False
+
+    @property
+    def state(self) -> str:
+        if self.open_until is None:
+            return "closed"
+        return "half-open" if self._clock() >= self.open_until else "open"
+
+    def allows(self) -> bool:
+        """Whether routing may send this provider a call now."""
+        state = self.state
+        return state == "closed" or (state == "half-open" and not self.probing)
+
+    def admit(self) -> bool:
+        """Claim the right to send one call (in half-open: the single probe)."""
+        if not self.allows():
+            return False
+        if self.state == "half-open":
+            self.probing = True
+        return True
+
+    def success(self) -> None:
+        self.failures, self.open_until, self.probing = 0, None, False
+        self.cooldown_s = BREAKER_COOLDOWN_S
+
+    def failure(self) -> None:
+        if self.probing:
+            self.probing = False
+            self.cooldown_s = min(BREAKER_MAX_COOLDOWN_S, self.cooldown_s * 2)
+            self.open_until = self._clock() + self.cooldown_s
+            return
+        self.failures += 1
+        if self.failures >= BREAKER_FAILURES and self.open_until is None:
+            self.open_until = self._clock() + self.cooldown_s
+
+    def release_probe(self) -> None:
+        """The probe ended without telling us anything (cancelled, or not the provider's fault)."""
+        self.probing = False
+
+
+@dataclass
+class Permit:
+    """One admitted call: when it was sent and what it was charged against the token bucket."""
+
+    sent_at: float
+    charged_tokens: int
+
 
 class ProviderLimiter:
     """One provider's limits: everything a call must pass before it is sent."""
 
-    def __init__(self, config: ProviderConfig, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, config: ProviderConfig, clock: Clock = time.monotonic) -> None:
         self.config = config
         self._clock = clock
         self._concurrency = asyncio.Semaphore(config.max_concurrency)
-        self._share = 1.0  # adaptive share of the configured rates
-        self._requests = TokenBucket(config.rpm / 60.0, clock) if config.rpm else None
-        self._tokens = TokenBucket(config.tpm / 60.0, clock) if config.tpm else None
+        self.adaptive = AdaptiveRate(clock)
+        self.breaker = CircuitBreaker(clock)
+        self._requests = TokenBucket(self._rpm_rate(START_SHARE), clock) if config.rpm else None
+        self._tokens = TokenBucket(config.tpm / 60.0 * START_SHARE, clock) if config.tpm else None
         self._blocked_until = 0.0
-        self._last_adjust = clock()
-        self._failures = 0
-        self._open_until = 0.0
+        self._sent: deque[float] = deque()
         self.disabled_reason: str | None = None
         self.in_flight = 0
         self.waiting = 0
         self.calls = 0
         self.rate_limited = 0
+        self.failed = 0
+
+    def _rpm_rate(self, share: float) -> float:
+        return (self.config.rpm or 0) / 60.0 * RATE_MARGIN * share
 
     def available(self) -> bool:
-        return self.disabled_reason is None and self._clock() >= self._open_until
+        return self.disabled_reason is None and self.breaker.allows()
 
     def saturated(self) -> bool:
-        return self.waiting > 0 and self.in_flight >= self.config.max_concurrency
+        return self.waiting > 0
 
-    def _recover(self) -> None:
-        now = self._clock()
-        self._share = min(1.0, self._share + (now - self._last_adjust) * RECOVERY_PER_S)
-        self._last_adjust = now
-        for bucket, configured in (
-            (self._requests, self.config.rpm),
-            (self._tokens, self.config.tpm),
-        ):
-            if bucket is not None and configured:
-                bucket.rate = configured / 60.0 * self._share
+    def _apply_share(self) -> None:
+        share = self.adaptive.current()
+        if self._requests is not None:
+            self._requests.rate = self._rpm_rate(share)
+        if self._tokens is not None and self.config.tpm:
+            self._tokens.rate = self.config.tpm / 60.0 * share
 
     async def _pass_rate_limits(self, est_tokens: int) -> None:
         while True:
-            self._recover()
+            self._apply_share()
             pause = self._blocked_until - self._clock()
             if pause > 0:
                 await asyncio.sleep(pause)
@@ -111,66 +228,101 @@ class ProviderLimiter:
             return
 
     @asynccontextmanager
-    async def slot(self, est_tokens: int) -> AsyncIterator[None]:
+    async def slot(self, est_tokens: int) -> AsyncIterator[Permit]:
+        """Wait for concurrency, rate and token quota (CircuitOpen if the breaker is open).
+
+        A ProviderError raised inside the block is observed here; call `observe_success`
+        with the completion inside the block.
+        """
+        await self._admit(est_tokens)
+        self.in_flight += 1
+        self.calls += 1
+        permit = Permit(self._clock(), est_tokens)
+        self._sent.append(permit.sent_at)
+        try:
+            yield permit
+        except ProviderError as error:
+            self.observe_error(permit, error)
+            raise
+        finally:
+            self.in_flight -= 1
+            self._concurrency.release()
+            self.breaker.release_probe()
+
+    async def _admit(self, est_tokens: int) -> None:
         self.waiting += 1
         try:
             await self._concurrency.acquire()
             try:
                 await self._pass_rate_limits(est_tokens)
+                if self.disabled_reason is not None or not self.breaker.admit():
+                    raise CircuitOpen(
+                        f"{self.config.name}: circuit open", provider=self.config.name
+                    )
             except BaseException:
                 self._concurrency.release()
                 raise
         finally:
             self.waiting -= 1
-        self.in_flight += 1
-        self.calls += 1
-        try:
-            yield
-        finally:
-            self.in_flight -= 1
-            self._concurrency.release()
 
-    def observe_success(self, completion: Completion, est_tokens: int) -> None:
-        self._failures = 0
+    def observe_success(self, permit: Permit, completion: Completion) -> None:
+        self.breaker.success()
         if self._tokens is not None:
             used = completion.usage.input_tokens + completion.usage.output_tokens
-            self._tokens.level -= used - est_tokens  # correct the estimate by the real count
+            self._tokens.charge(used - permit.charged_tokens)  # the estimate, corrected
 
-    def observe_error(self, error: ProviderError) -> None:
+    def observe_error(self, permit: Permit, error: ProviderError) -> None:
         now = self._clock()
         if error.type == "rate_limited":
             self.rate_limited += 1
-            self._share = max(MIN_RATE_SHARE, self._share * 0.7)
-            self._last_adjust = now
+            if self.adaptive.on_rate_limited(permit.sent_at) and self._requests is not None:
+                self._requests.level = min(self._requests.level, 0.0)  # no burst right after
             self._blocked_until = max(self._blocked_until, now + (error.retry_after_s or 1.0))
             return
         if error.provider_unusable:
             self.disabled_reason = error.type
             return
         if error.retryable:
-            self._failures += 1
-            if self._failures >= BREAKER_FAILURES:
-                self._open_until = now + BREAKER_COOLDOWN_S
-                self._failures = BREAKER_FAILURES - 1  # one more failure after the probe re-opens
+            self.failed += 1
+            self.breaker.failure()
+        else:
+            self.breaker.success()  # the provider answered: a bad request is not an outage
+
+    def rate_per_s(self) -> float:
+        """Calls sent per second over the last RATE_WINDOW_S."""
+        now = self._clock()
+        while self._sent and self._sent[0] < now - RATE_WINDOW_S:
+            self._sent.popleft()
+        return len(self._sent) / RATE_WINDOW_S
+
+    def state(self) -> str:
+        if self.disabled_reason:
+            return "down:" + self.disabled_reason
+        return "ok" if self.breaker.state == "closed" else "breaker-" + self.breaker.state
 
     def status(self) -> str:
-        state = (
-            "down:" + self.disabled_reason
-            if self.disabled_reason
-            else ("open" if not self.available() else "ok")
-        )
+        limit = ""
+        if self._requests is not None:
+            self._apply_share()
+            limit = f" limit={self._requests.rate * 60:.0f}rpm({self.adaptive.share:.0%})"
+        share_429 = self.rate_limited / self.calls if self.calls else 0.0
         return (
-            f"{self.config.name}: {state} in_flight={self.in_flight} waiting={self.waiting} "
-            f"calls={self.calls} 429s={self.rate_limited} rate_share={self._share:.2f}"
+            f"{self.config.name}: {self.state()} in_flight={self.in_flight} "
+            f"waiting={self.waiting} rate={self.rate_per_s() * 60:.0f}rpm{limit} "
+            f"calls={self.calls} 429s={self.rate_limited}({share_429:.1%}) errors={self.failed}"
         )
 
 
 class Limits:
-    def __init__(self, providers: list[ProviderConfig]) -> None:
-        self.providers = {p.name: ProviderLimiter(p) for p in providers}
+    def __init__(self, providers: list[ProviderConfig], clock: Clock = time.monotonic) -> None:
+        self.providers = {p.name: ProviderLimiter(p, clock) for p in providers}
 
     def available(self, name: str) -> bool:
         return name in self.providers and self.providers[name].available()
+
+    def saturated(self) -> list[str]:
+        """Providers with calls queued behind their limits."""
+        return [name for name, limiter in self.providers.items() if limiter.saturated()]
 
     def __getitem__(self, name: str) -> ProviderLimiter:
         return self.providers[name]

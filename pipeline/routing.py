@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from pipeline.validity import PRIOR_VALID, PROMPT_MODE_PRIOR, ValidityStats
 from providers.pricing import ModelPrices, cost_usd
 from schemas.completion import Usage
 from schemas.config import Config, ModelConfig
 from schemas.jobs import TaskJob
 
-STRUCTURED_CAPABILITIES = frozenset({"json_schema", "tools", "json_object"})
-PRIOR_VALID, PRIOR_WEIGHT = 0.9, 4.0  # optimistic prior: a model is assumed mostly right
-EXPECTED_OUTPUT = {"classify": 8, "extract": 120, "generate": 300}
+__all__ = ["Candidate", "RoutePlan", "Router", "RoutingInput", "ValidityStats"]
+
+STRUCTURED_CAPABILITIES = ("json_schema", "tools", "json_object")  # in order of preference
+# The worst case reserves the estimated input plus this margin: provider tokenizers differ
+# from ours, and a cap must hold even when they count more.
+INPUT_MARGIN = 1.25
+OVER_BUDGET = "over budget"
+
+BudgetCheck = Callable[[ModelConfig, TaskJob, float], bool]
 
 
 @dataclass(frozen=True)
@@ -27,30 +34,10 @@ class Candidate:
     def provider(self) -> str:
         return self.model.provider
 
-
-@dataclass
-class ValidityStats:
-    """How often each model's answers validated, per kind; seeded from `usage`, then live."""
-
-    counts: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # -> [valid, total]
-    output_tokens: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # -> [sum, n]
-
-    def record(self, model: str, kind: str, valid: bool, output_tokens: int) -> None:
-        c = self.counts.setdefault((model, kind), [0, 0])
-        c[0] += int(valid)
-        c[1] += 1
-        o = self.output_tokens.setdefault((model, kind), [0, 0])
-        o[0] += output_tokens
-        o[1] += 1
-
-    def valid_rate(self, model: str, kind: str) -> float:
-        valid, total = self.counts.get((model, kind), (0, 0))
-        return (valid + PRIOR_VALID * PRIOR_WEIGHT) / (total + PRIOR_WEIGHT)
-
-    def expected_output(self, model: str, kind: str, allowance: int) -> int:
-        total, n = self.output_tokens.get((model, kind), (0, 0))
-        guess = total / n if n else EXPECTED_OUTPUT.get(kind, 256)
-        return int(min(allowance, max(1.0, guess)))
+    @property
+    def cost_per_answer(self) -> float:
+        """Expected spend on this model per valid answer: what the order minimises."""
+        return self.estimated_cost_usd / max(self.valid_rate, 1e-3)
 
 
 @dataclass(frozen=True)
@@ -60,8 +47,28 @@ class RoutingInput:
     output_allowance: int
 
 
+@dataclass
+class RoutePlan:
+    """Adequate models in the order to try them, and why every other model was left out."""
+
+    candidates: list[Candidate]
+    rejected: dict[str, str] = field(default_factory=dict)  # model name -> reason
+
+    @property
+    def budget_blocked(self) -> bool:
+        return OVER_BUDGET in self.rejected.values()
+
+    def expected_cost_usd(self) -> float:
+        """Expected bill of the job along this order, escalations included."""
+        total, reach = 0.0, 1.0
+        for c in self.candidates:
+            total += reach * c.estimated_cost_usd
+            reach *= 1 - c.valid_rate
+        return total
+
+
 class Router:
-    """Adequacy (window, tier, capabilities, providers, price cap) and order (expected cost)."""
+    """Adequacy (window, tier, capabilities, providers, budget, price cap) and order."""
 
     def __init__(
         self,
@@ -69,11 +76,13 @@ class Router:
         prices: Mapping[str, ModelPrices],
         stats: ValidityStats | None = None,
         provider_available: Callable[[str], bool] | None = None,
+        within_budget: BudgetCheck | None = None,
     ) -> None:
         self._config = config
         self._prices = prices
         self.stats = stats or ValidityStats()
         self._available = provider_available or (lambda _name: True)
+        self._within_budget = within_budget
 
     def min_tier(self, job: TaskJob) -> int:
         return job.min_tier or self._config.route(job.kind).min_tier
@@ -82,16 +91,19 @@ class Router:
         allowed = job.providers or self._config.route(job.kind).providers
         return set(allowed) if allowed is not None else None
 
+    def max_cost(self, job: TaskJob) -> float | None:
+        return job.max_cost_usd or self._config.route(job.kind).max_cost_usd
+
     def fits(self, model: ModelConfig, need: RoutingInput) -> bool:
         allowance = min(need.output_allowance, model.max_output_tokens)
         return need.input_tokens + allowance <= model.context_window
 
     def inadequacy(self, model: ModelConfig, need: RoutingInput) -> str | None:
-        """Why `model` cannot take this job, or None when it is adequate."""
+        """Why `model` cannot take this job (budget and price aside), or None when it can."""
         job = need.job
         allowed = self.allowed_providers(job)
         if model.tier < self.min_tier(job):
-            return "tier"
+            return f"tier {model.tier} < {self.min_tier(job)}"
         if allowed is not None and model.provider not in allowed:
             return "provider not allowed"
         if model.provider in job.exclude_providers:
@@ -102,27 +114,66 @@ class Router:
             return "provider unhealthy"
         return None
 
+    def structured_mode(self, model: ModelConfig) -> str:
+        """How the output schema reaches the model: a native feature, or words in the prompt."""
+        native = [c for c in STRUCTURED_CAPABILITIES if c in model.capabilities]
+        return native[0] if native else "prompt"
+
     def price(self, model: ModelConfig, input_tokens: int, output_tokens: int) -> float:
-        usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+        cached = int(input_tokens * self.stats.cached_share(model.name))
+        usage = Usage(
+            input_tokens=input_tokens, cached_input_tokens=cached, output_tokens=output_tokens
+        )
         return cost_usd(self._prices[model.name], usage)
 
-    def candidates(self, need: RoutingInput) -> list[Candidate]:
+    def worst_case(self, model: ModelConfig, need: RoutingInput) -> float:
+        allowance = min(need.output_allowance, model.max_output_tokens)
+        usage = Usage(
+            input_tokens=int(need.input_tokens * INPUT_MARGIN) + 1, output_tokens=allowance
+        )
+        return cost_usd(self._prices[model.name], usage)
+
+    def _candidate(self, model: ModelConfig, need: RoutingInput) -> Candidate:
+        kind = need.job.kind
+        allowance = min(need.output_allowance, model.max_output_tokens)
+        expected_out = self.stats.expected_output(model.name, kind, allowance)
+        prior = PRIOR_VALID if self.structured_mode(model) != "prompt" else PROMPT_MODE_PRIOR
+        return Candidate(
+            model,
+            self.price(model, need.input_tokens, expected_out),
+            self.worst_case(model, need),
+            self.stats.valid_rate(model.name, kind, prior),
+            "",
+        )
+
+    def plan(self, need: RoutingInput) -> RoutePlan:
         """Adequate models, cheapest expected cost per valid answer first."""
-        job, out = need.job, need.output_allowance
-        max_cost = job.max_cost_usd or self._config.route(job.kind).max_cost_usd
         found: list[Candidate] = []
+        rejected: dict[str, str] = {}
         for model in self._config.models:
-            if self.inadequacy(model, need) is not None:
+            why = self.inadequacy(model, need)
+            candidate = self._candidate(model, need) if why is None else None
+            why = why or self._unaffordable(candidate, need.job)
+            if candidate is None or why is not None:
+                rejected[model.name] = why or "inadequate"
                 continue
-            allowance = min(out, model.max_output_tokens)
-            expected_out = self.stats.expected_output(model.name, job.kind, allowance)
-            estimate = self.price(model, need.input_tokens, expected_out)
-            if max_cost is not None and estimate > max_cost:
-                continue
-            worst = self.price(model, need.input_tokens, allowance)
-            valid = self.stats.valid_rate(model.name, job.kind)
-            found.append(Candidate(model, estimate, worst, valid, ""))
-        return self._ordered(found, job)
+            found.append(candidate)
+        return RoutePlan(self._ordered(found, need.job), rejected)
+
+    def _unaffordable(self, candidate: Candidate | None, job: TaskJob) -> str | None:
+        """Why the job's price cap or the budgets rule this candidate out, or None."""
+        if candidate is None:
+            return None
+        max_cost = self.max_cost(job)
+        if max_cost is not None and candidate.estimated_cost_usd > max_cost:
+            return f"est ${candidate.estimated_cost_usd:.6f} > max_cost_usd"
+        check = self._within_budget
+        if check is not None and not check(candidate.model, job, candidate.worst_case_usd):
+            return OVER_BUDGET
+        return None
+
+    def candidates(self, need: RoutingInput) -> list[Candidate]:
+        return self.plan(need).candidates
 
     def _ordered(self, found: list[Candidate], job: TaskJob) -> list[Candidate]:
         # Trying models with cost c and success chance p in order of c/p minimises the
@@ -133,22 +184,23 @@ class Router:
         found.sort(
             key=lambda c: (
                 c.provider in avoid,
-                c.estimated_cost_usd / max(c.valid_rate, 1e-3),
+                c.cost_per_answer,
                 rank.get(c.provider, len(rank)),
                 c.model.tier,
             )
         )
-        return [
-            Candidate(
-                c.model,
-                c.estimated_cost_usd,
-                c.worst_case_usd,
-                c.valid_rate,
-                f"rank {i + 1}/{len(found)}: est ${c.estimated_cost_usd:.6f}, "
-                f"valid {c.valid_rate:.0%} for {job.kind}",
-            )
-            for i, c in enumerate(found)
-        ]
+        return [replace(c, reason=self._reason(i, len(found), c, job)) for i, c in enumerate(found)]
+
+    def _reason(self, i: int, n: int, c: Candidate, job: TaskJob) -> str:
+        seen = self.stats.seen(c.model.name, job.kind)
+        learned = f"{seen} seen" if seen else "prior"
+        extras = [self.structured_mode(c.model)]
+        if c.provider in job.avoid_providers:
+            extras.append("avoided provider: last resort")
+        return (
+            f"rank {i + 1}/{n}: ${c.estimated_cost_usd:.7f}/try, {c.valid_rate:.0%} valid "
+            f"({job.kind}, {learned}) = ${c.cost_per_answer:.7f}/answer; {', '.join(extras)}"
+        )
 
     def too_large_for_every_model(self, need: RoutingInput) -> bool:
         return not any(self.fits(m, need) for m in self._config.models)

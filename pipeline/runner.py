@@ -6,13 +6,14 @@ import asyncio
 import json
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 
 from pipeline.budgets import Budgets, CallScope
-from pipeline.limits import Limits
+from pipeline.limits import CircuitOpen, Limits
 from pipeline.prompts import build_request, instructions, output_allowance
 from pipeline.retry import Next, RetryPolicy, sleep_unless
-from pipeline.routing import Candidate, Router, RoutingInput
+from pipeline.routing import OVER_BUDGET, Candidate, Router, RoutingInput
 from pipeline.story import JobFailed, JobStory, ParkJob, utcnow
 from pipeline.validation import validate_output
 from providers.base import ProviderAdapter
@@ -20,7 +21,7 @@ from providers.pricing import ModelPrices, cost_usd
 from providers.tokens import estimate_tokens
 from schemas.completion import Completion, CompletionRequest, Usage
 from schemas.config import Config
-from schemas.errors import InvalidOutput, JobError, ProviderError
+from schemas.errors import BudgetExhausted, InvalidOutput, JobError, ProviderError
 from schemas.jobs import TaskJob
 from schemas.rows import ResultRow, UsageRow
 
@@ -65,17 +66,27 @@ class JobRunner:
         if self.router.too_large_for_every_model(need):
             raise JobError(f"input of ~{need.input_tokens} tokens fits no model's context window")
         skip_providers = story.exhausted_providers
-        for candidate in self.router.candidates(need):
+        plan = self.router.plan(need)
+        story.budget_blocked |= plan.budget_blocked
+        over_budget = [m for m, why in plan.rejected.items() if why == OVER_BUDGET]
+        for candidate in plan.candidates:
             if candidate.provider in skip_providers or not self.limits.available(
                 candidate.provider
             ):
                 continue
-            outcome = await self._try_candidate(story, candidate, need)
+            candidate = replace(
+                candidate, reason=candidate.reason + _passed_over(story, over_budget)
+            )
+            outcome = await self._try_candidate(story, candidate, need, over_budget)
             if isinstance(outcome, ResultRow):
                 return outcome, story
             if outcome is Next.NEXT_PROVIDER:
                 skip_providers.add(candidate.provider)
         self._park_if_a_provider_may_recover(story, need)
+        if story.budget_blocked:  # a model that could still answer it has no budget left
+            last = f" (last error: {story.last_error.type})" if story.last_error else ""
+            error = BudgetExhausted(f"no adequate model has budget left under the caps{last}")
+            raise JobFailed(story, error)
         raise JobFailed(story, story.failure())
 
     def _park_if_a_provider_may_recover(self, story: JobStory, need: RoutingInput) -> None:
@@ -93,23 +104,27 @@ class JobRunner:
             raise ParkJob(decision.delay_s, story)
 
     async def _try_candidate(
-        self, story: JobStory, candidate: Candidate, need: RoutingInput
+        self, story: JobStory, candidate: Candidate, need: RoutingInput, over_budget: list[str]
     ) -> ResultRow | Next:
         model = candidate.model
         scope = CallScope(model.provider, model.name, story.job.kind, story.job.tenant)
         request = build_request(story.job, min(need.output_allowance, model.max_output_tokens))
         retries = story.retries.get(model.name, 0)
         while True:
-            reservation = self.budgets.reserve(scope, candidate.worst_case_usd)
+            reservation = await self.budgets.reserve(scope, candidate.worst_case_usd)
             if reservation is None:
                 story.budget_blocked = True
+                over_budget.append(model.name)
                 return Next.NEXT_MODEL
             story.note_try(candidate)
+            calls_before = len(story.usage_rows)
             try:
                 result = await self._call(story, candidate, request, need.input_tokens)
+            except CircuitOpen:  # the breaker opened while we waited: nothing was sent
+                return Next.NEXT_MODEL
             finally:
-                spent = story.usage_rows[-1].cost_usd if story.usage_rows else 0.0
-                self.budgets.settle(reservation, spent)
+                spent = sum(r.cost_usd for r in story.usage_rows[calls_before:])
+                await self.budgets.settle(reservation, spent)
             if isinstance(result, ResultRow):
                 return result
             decision = self._retry.decide(result, retries)
@@ -127,16 +142,17 @@ class JobRunner:
         limiter = self.limits[model.provider]
         started = time.monotonic()
         try:
-            async with limiter.slot(est_tokens + request.max_output_tokens):
+            async with limiter.slot(est_tokens + request.max_output_tokens) as permit:
                 completion = await self._adapters[model.provider].complete(model, request)
-        except ProviderError as error:
-            limiter.observe_error(error)
+                limiter.observe_success(permit, completion)
+        except CircuitOpen:
+            raise
+        except ProviderError as error:  # the limiter has seen it already
             usage: Usage = getattr(error, "usage", None) or Usage()
             self._record_call(story, candidate, usage, error.type, started, str(error))
             story.last_error = error
             self._note_failure(story)
             return error
-        limiter.observe_success(completion, est_tokens)
         return self._accept(story, candidate, completion, started)
 
     def _accept(
@@ -149,17 +165,22 @@ class JobRunner:
             self._record_call(
                 story, candidate, completion.usage, error.type, started, str(error), completion
             )
-            self.router.stats.record(
-                candidate.model.name, story.job.kind, False, completion.usage.output_tokens
-            )
+            self._learn(candidate, story.job, completion, valid=False)
             story.last_error = error
             self._note_failure(story)
             return error
         self._record_call(story, candidate, completion.usage, "ok", started, "", completion)
-        self.router.stats.record(
-            candidate.model.name, story.job.kind, True, completion.usage.output_tokens
-        )
+        self._learn(candidate, story.job, completion, valid=True)
         return self._result_row(story, candidate, output)
+
+    def _learn(
+        self, candidate: Candidate, job: TaskJob, completion: Completion, valid: bool
+    ) -> None:
+        u = completion.usage
+        self.router.stats.record(
+            candidate.model.name, job.kind, valid, u.output_tokens, u.input_tokens,
+            u.cached_input_tokens,
+        )  # fmt: skip
 
     def _note_failure(self, story: JobStory) -> None:
         if story.first_failed_at is None:
@@ -228,3 +249,12 @@ class JobRunner:
             route_reason=candidate.reason,
             worker=self.worker_id,
         )
+
+
+def _passed_over(story: JobStory, over_budget: list[str]) -> str:
+    """Why the models before this one did not answer: the rest of its route reason."""
+    failed = [f"{r.model} {r.outcome}" for r in story.usage_rows if r.outcome != "ok"]
+    parts = ([f"after {', '.join(failed[-3:])}"] if failed else []) + (
+        [f"{', '.join(over_budget)} over budget"] if over_budget else []
+    )
+    return f"; {'; '.join(parts)}" if parts else ""
