@@ -38,8 +38,10 @@ def validate_output(job: TaskJob, output: Any) -> dict[str, Any]:
         if label not in job.labels:
             raise InvalidOutput(f"label {label!r} is not one of the job's labels")
         return {"label": label}
-    schema_json = json.dumps(job.output_schema(), sort_keys=True)
-    error = jsonschema.exceptions.best_match(_validator(schema_json).iter_errors(obj))
+    validator = _validator(json.dumps(job.output_schema(), sort_keys=True))
+    if validator.is_valid(obj):  # the common case; finding the best error is slow
+        return obj
+    error = jsonschema.exceptions.best_match(validator.iter_errors(obj))
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "(root)"
         raise InvalidOutput(f"answer fails the schema at {where}: {error.message[:200]}")

@@ -14,12 +14,13 @@ from typing import Any, ClassVar
 
 import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
+import pydantic_core
 
 from providers.classify import provider_error
 from providers.ratelimits import parse_rate_limit
 from providers.redaction import redact
 from providers.tokens import estimate_tokens
+from providers.transport import AiohttpSender, HttpAnswer, HttpxSender, Sender
 from schemas.completion import Completion, CompletionRequest, RateLimitState, Usage
 from schemas.config import ModelConfig, ProviderConfig
 from schemas.errors import (
@@ -124,8 +125,8 @@ def parse_json_answer(text: str) -> Any:
 
 
 def _transport_error(exc: BaseException) -> type[ProviderError]:
-    """Timeout or connection; httpx-aiohttp maps refused connections to ConnectTimeout,
-    so the original aiohttp exception decides."""
+    """Timeout or connection, from an aiohttp or httpx exception or whatever caused it
+    (httpx-style transports over aiohttp map refused connections to ConnectTimeout)."""
     chain: list[BaseException] = []
     cause: BaseException | None = exc
     while cause is not None and cause not in chain:
@@ -150,18 +151,16 @@ class ProviderAdapter(ABC):
         self.provider = provider
         key = provider.api_key.get_secret_value() if provider.api_key else ""
         self._secrets = (key,) if key else ()
-        limits = httpx.Limits(
-            max_connections=provider.max_concurrency,
-            max_keepalive_connections=provider.max_concurrency,
+        self._sender: Sender = (
+            HttpxSender(transport, provider.timeout_s)
+            if transport is not None
+            else AiohttpSender(provider.max_concurrency, provider.timeout_s)
         )
-        self._client = httpx.AsyncClient(
-            transport=transport or AiohttpTransport(limits=limits),
-            timeout=httpx.Timeout(provider.timeout_s),
-            headers={**self.static_headers(), **(self.auth_headers(key) if key else {})},
-        )
-        self._headers = httpx.Headers(self._client.headers)  # the client's defaults + ours
-        self._extensions = {"timeout": self._client.timeout.as_dict()}
-        self._routes: dict[str, tuple[httpx.URL, httpx.AsyncBaseTransport]] = {}
+        self._headers = {
+            "content-type": "application/json",
+            **self.static_headers(),
+            **(self.auth_headers(key) if key else {}),
+        }
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.provider.name!r}, {self.provider.base_url!r})"
@@ -218,12 +217,13 @@ class ProviderAdapter(ABC):
         )
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._sender.aclose()
 
-    async def _post(self, call: HttpCall, model: ModelConfig) -> httpx.Response:
+    async def _post(self, call: HttpCall, model: ModelConfig) -> HttpAnswer:
+        body = pydantic_core.to_json(call.body)  # UTF-8 JSON, 3x faster than json.dumps
         try:
             async with asyncio.timeout(self.provider.timeout_s):
-                return await self._send(call)
+                return await self._sender.post(call.url, body, self._headers)
         except (TimeoutError, httpx.HTTPError, aiohttp.ClientError) as exc:
             cls = _transport_error(exc)
             what = (
@@ -237,37 +237,11 @@ class ProviderAdapter(ABC):
             )
             raise self._attach(error, None, None) from None
 
-    async def _send(self, call: HttpCall) -> httpx.Response:
-        """POST straight to the client's transport, read to the end.
-
-        The client's per-request machinery (URL merging, cookie jar, auth and redirect
-        hooks) cost more CPU than the HTTP exchange itself; none of it applies to an API call.
-        """
-        url, transport = self._route(call.url)
-        body = json.dumps(call.body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        request = httpx.Request(
-            "POST", url, headers=self._headers, content=body.encode(), extensions=self._extensions
-        )
-        response = await transport.handle_async_request(request)
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        return response
-
-    def _route(self, url: str) -> tuple[httpx.URL, httpx.AsyncBaseTransport]:
-        route = self._routes.get(url)
-        if route is None:
-            parsed = httpx.URL(url)
-            # the transport the client would pick: its own, or a proxy's from the environment
-            route = self._routes[url] = (parsed, self._client._transport_for_url(parsed))
-        return route
-
     def _http_error(
         self,
         status: int,
         body: str,
-        response: httpx.Response,
+        response: HttpAnswer,
         model: ModelConfig,
         rate_limit: RateLimitState | None,
     ) -> ProviderError:
@@ -283,7 +257,7 @@ class ProviderAdapter(ABC):
         )
 
     def _read_reply(
-        self, response: httpx.Response, model: ModelConfig, rate_limit: RateLimitState | None
+        self, response: HttpAnswer, model: ModelConfig, rate_limit: RateLimitState | None
     ) -> Reply:
         if "text/event-stream" in response.headers.get("content-type", ""):
             return self.parse_stream(response.text)

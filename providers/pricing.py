@@ -55,6 +55,8 @@ class ModelPrices:
 
     def for_input(self, input_tokens: int) -> ModelPrices:
         """The flat rates that apply to a call with this many input tokens."""
+        if not self.tiers:
+            return self  # already flat (most models): no copy on the hot path
         rates = self
         for tier in self.tiers:
             if input_tokens > tier.above_input_tokens:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -12,6 +12,7 @@ ENCODING = "o200k_base"
 EXACT_UP_TO_CHARS = 200_000  # beyond this, count evenly spaced samples and scale up
 SAMPLES = 8
 SAMPLE_CHARS = 8_000
+REMEMBERED_UP_TO_CHARS = 4_000  # short texts (instructions above all) recur across jobs
 
 
 @cache
@@ -25,6 +26,11 @@ def _count(text: str) -> int:
     return len(_encoding().encode_ordinary(text))
 
 
+@lru_cache(maxsize=4096)
+def _count_remembered(text: str) -> int:
+    return _count(text)
+
+
 def estimate_tokens(text: str) -> int:
     """Tokens in `text` under o200k: exact up to 200k characters, sampled above.
 
@@ -33,6 +39,8 @@ def estimate_tokens(text: str) -> int:
     """
     if not text:
         return 0
+    if len(text) <= REMEMBERED_UP_TO_CHARS:
+        return _count_remembered(text)
     if len(text) <= EXACT_UP_TO_CHARS:
         return _count(text)
     stride = len(text) // SAMPLES

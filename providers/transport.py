@@ -1,0 +1,119 @@
+"""How adapters send a JSON POST: one pooled aiohttp session per provider, or any httpx transport.
+
+Measured against a zero-latency server on loopback with 64 requests in flight, client CPU per
+request was ~3,800 us for httpx's own transport, ~420 us for the httpx client over
+httpx-aiohttp, ~250 us for that transport called directly and ~150 us for raw aiohttp: at
+1,000 calls a second the difference is a large share of a core. So the default sender talks
+aiohttp directly and answers are read whole; any httpx transport (MockTransport in tests, a
+custom one in production) still plugs in through `HttpxSender`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+import httpx
+import pydantic_core
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    """One HTTP answer, read whole. `headers` is case-insensitive."""
+
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body as JSON (ValueError when it is not)."""
+        return pydantic_core.from_json(self.content)  # 4x faster than json.loads
+
+
+class Sender(Protocol):
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> HttpAnswer: ...
+
+    async def aclose(self) -> None: ...
+
+
+class AiohttpSender:
+    """The default: a pooled aiohttp session, opened on first use in the running loop.
+
+    Proxies come from the environment (HTTPS_PROXY, NO_PROXY, ...), resolved once per URL.
+    """
+
+    def __init__(self, max_connections: int, timeout_s: float) -> None:
+        self._max_connections = max_connections
+        self._timeout = aiohttp.ClientTimeout(sock_connect=timeout_s, sock_read=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+        self._proxies: dict[str, tuple[URL | None, aiohttp.BasicAuth | None]] = {}
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections, ssl=httpx.create_ssl_context()
+        )
+        self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+        return self._session
+
+    def _proxy(self, url: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:
+        proxy = self._proxies.get(url)
+        if proxy is None:
+            try:
+                proxy = get_env_proxy_for_url(URL(url))
+            except LookupError:
+                proxy = (None, None)
+            self._proxies[url] = proxy
+        return proxy
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> HttpAnswer:
+        session = self._session or self._open()
+        proxy, proxy_auth = self._proxy(url)
+        async with session.post(
+            url,
+            data=body,
+            headers=headers,
+            proxy=proxy,
+            proxy_auth=proxy_auth,
+            allow_redirects=False,
+        ) as answer:
+            content = await answer.read()
+        return HttpAnswer(answer.status, answer.headers, content)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class HttpxSender:
+    """Any httpx transport (MockTransport for tests, a custom one for special networks)."""
+
+    def __init__(self, transport: httpx.AsyncBaseTransport, timeout_s: float) -> None:
+        self._transport = transport
+        self._extensions = {"timeout": httpx.Timeout(timeout_s).as_dict()}
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> HttpAnswer:
+        request = httpx.Request(
+            "POST", url, headers=dict(headers), content=body, extensions=self._extensions
+        )
+        response = await self._transport.handle_async_request(request)
+        try:
+            content = await response.aread()
+        finally:
+            await response.aclose()
+        return HttpAnswer(response.status_code, response.headers, content)
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
