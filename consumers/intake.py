@@ -49,7 +49,12 @@ class IntakeGate:
         fresh = self._ours() - self.paused  # also partitions assigned since the last pause
         if not fresh:
             return
-        self._consumer().pause_partitions(fresh)
+        consumer = self._consumer()
+        # faust's fetch loop holds the live set of active partitions and silently skips the
+        # records of a partition removed from it mid-batch (never redelivered until a restart):
+        # pause through a fresh copy so the batch in hand is still delivered in full.
+        consumer._active_partitions = set(consumer._get_active_partitions())
+        consumer.pause_partitions(fresh)
         if not self.paused:
             self.pauses += 1
             self._since = time.monotonic()
