@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+# The LiteLLM baseline of `make bench` lives in its own venv so its pins never touch ours.
+# Exact pin: LiteLLM releases have been compromised on PyPI before.
+LITELLM_VENV := .venv-litellm
+LITELLM := litellm==1.110.2
 
 .PHONY: install demo test bench lint clean
 
@@ -23,7 +27,13 @@ demo: install
 test: install
 	$(PY) -m pytest -q
 
+$(LITELLM_VENV)/.installed:
+	$(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/pip install --quiet --disable-pip-version-check '$(LITELLM)' jsonschema pyarrow
+	touch $@
+
 bench: install
+	-@$(MAKE) --no-print-directory $(LITELLM_VENV)/.installed  # optional: bench skips it if this fails
 	$(PY) -m bench.run
 
 lint: install
@@ -31,4 +41,4 @@ lint: install
 	$(VENV)/bin/mypy pipeline consumers providers schemas sinks
 
 clean:
-	rm -rf $(VENV) data .pytest_cache
+	rm -rf $(VENV) $(LITELLM_VENV) data .pytest_cache

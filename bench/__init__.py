@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): end-to-end throughput through the simulator, and baselines."""

@@ -1,0 +1,134 @@
+"""Printing the benchmark results as tables, with what each figure measures."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+TARGET_RATE = 1_000  # records/s, one worker process, zero provider latency
+
+_WORKER_ROWS = (
+    (
+        "rate_end_to_end",
+        "records/s end to end",
+        "{:,.0f}",
+        "first record answered -> drain complete (flushed, committed, process exited)",
+    ),
+    (
+        "rate_steady",
+        "records/s steady state",
+        "{:,.0f}",
+        "first -> last record answered (timestamps of the usage rows)",
+    ),
+    (
+        "rate_wall",
+        "records/s whole command",
+        "{:,.0f}",
+        "`frugal worker --drain` start to exit: imports, group join and shutdown included",
+    ),
+    (
+        "cpu_ms_per_record",
+        "CPU ms/record (steady)",
+        "{:.3f}",
+        "worker process user+sys inside the steady window, per record",
+    ),
+    (
+        "cpu_ms_per_record_total",
+        "CPU ms/record (whole process)",
+        "{:.3f}",
+        "all user+sys CPU of the worker process (start-up included) / records",
+    ),
+    ("peak_rss_mb", "peak RSS MB", "{:,.0f}", "worker process high-water mark (wait4 ru_maxrss)"),
+    ("join_s", "start -> first answer s", "{:.2f}", "imports, topics, group join, first call"),
+    (
+        "sim_cpu_share",
+        "simulator CPU share",
+        "{:.0%}",
+        "of one core, in the steady window: near 100% would make the simulator the limit",
+    ),
+)
+
+
+def worker_table(results: dict[str, Any]) -> Table:
+    settings = results["settings"]
+    table = Table(
+        title=f"One worker process, {settings['records']:,} records through the simulator at "
+        f"zero latency (median of {settings['runs']} runs)",
+        title_justify="left",
+    )
+    table.add_column("figure")
+    table.add_column("median", justify="right")
+    table.add_column("what it measures", style="dim")
+    for key, label, fmt, meaning in _WORKER_ROWS:
+        table.add_row(label, fmt.format(results["worker"][key]), meaning)
+    return table
+
+
+def baseline_table(results: dict[str, Any]) -> Table:
+    worker = results["worker"]
+    table = Table(
+        title=f"Baselines on the same calls ({results['settings']['baseline_records']:,} records "
+        "each, concurrency 64, validation + cost + Parquet, no Kafka)",
+        title_justify="left",
+    )
+    for column in (
+        "",
+        "records/s end to end",
+        "records/s steady",
+        "CPU ms/record",
+        "peak RSS MB",
+        "Frugal worker is",
+    ):
+        table.add_column(column, justify="right" if column else "left")
+    table.add_row(
+        "frugal worker (Kafka in and out)",
+        f"{worker['rate_end_to_end']:,.0f}",
+        f"{worker['rate_steady']:,.0f}",
+        f"{worker['cpu_ms_per_record']:.3f}",
+        f"{worker['peak_rss_mb']:,.0f}",
+        "",
+    )
+    names = {"glue": "httpx glue script", "litellm": "LiteLLM Router script"}
+    for name, b in results["baselines"].items():
+        table.add_row(
+            names.get(name, name),
+            f"{b['rate_end_to_end']:,.0f}",
+            f"{b['rate_steady']:,.0f}",
+            f"{b['cpu_ms_per_record']:.3f}",
+            f"{b['peak_rss_mb']:,.0f}",
+            f"{b['worker_speedup_end_to_end']:.1f}x faster",
+        )
+    return table
+
+
+def memory_table(memory: dict[str, Any]) -> Table:
+    table = Table(title="Backlog memory (bench/backlog_memory.py)", title_justify="left")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in memory.items():
+        shown = (
+            f"{value:,.1f}"
+            if isinstance(value, float)
+            else f"{value:,}"
+            if isinstance(value, int)
+            else str(value)
+        )
+        table.add_row(str(key), shown)
+    return table
+
+
+def print_report(results: dict[str, Any]) -> None:
+    console = Console(width=max(120, shutil.get_terminal_size((140, 40)).columns))
+    console.print(worker_table(results))
+    if results["baselines"]:
+        console.print(baseline_table(results))
+    if results.get("memory"):
+        console.print(memory_table(results["memory"]))
+    rate = results["worker"]["rate_end_to_end"]
+    verdict = "meets" if rate >= TARGET_RATE else "misses"
+    console.print(
+        f"Target {TARGET_RATE:,} records/s end to end in one worker: {verdict} it ({rate:,.0f})."
+    )
