@@ -7,10 +7,12 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 import faust
 
+from consumers import offsets
 from consumers.intake import IntakeGate
 from pipeline.app import InboundRecord, Pipeline
 from pipeline.dead_letters import RecordOrigin
@@ -18,10 +20,23 @@ from pipeline.drain import DrainWatch
 from pipeline.topics import job_topic, retry_topic
 from schemas.config import Config
 from schemas.jobs import decode_object
+from sinks.errors import SinkWriteError
 
 log = logging.getLogger("frugal.worker")
 RETRY_POLL_S = 0.25  # how often a wait for a parked record checks for shutdown and rebalance
 SHUTDOWN_RESERVE_S = 5.0  # of the grace period, kept for flushing, committing and leaving
+
+
+def _once(fn: Callable[[], object]) -> Callable[[], None]:
+    done = False
+
+    def call() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            fn()
+
+    return call
 
 
 def parked_until(value: bytes) -> float:
@@ -33,6 +48,7 @@ def parked_until(value: bytes) -> float:
 
 
 def build_app(config: Config, bootstrap: str) -> faust.App:
+    offsets.install()  # never commit past a record in flight (faust's own check is off by one)
     brokers = ";".join(f"kafka://{host}" for host in bootstrap.split(","))
     return faust.App(
         config.kafka.group_id,
@@ -66,6 +82,8 @@ class StreamWorker:
         self.app = build_app(config, bootstrap)
         self._slots = asyncio.Semaphore(config.worker.max_in_flight)
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._flush_at = max(1, config.worker.max_in_flight // 2)
+        self._early_flush: asyncio.Task[None] | None = None
         self._accepting = True
         for kind in kinds:
             self._add_agent(kind, job_topic(config.kafka, kind))
@@ -162,15 +180,39 @@ class StreamWorker:
             key=message.key.decode(errors="replace") if message.key else None,
         )
         timestamp = int(message.timestamp * 1000) if message.timestamp else None
-        record = InboundRecord(origin, message.value or b"", timestamp, event.ack)
+        # A record keeps its slot until it is durable, not just answered: what a crash can make
+        # us pay twice is bounded by max_in_flight.
+        release = _once(self._slots.release)
+
+        def on_durable() -> None:
+            event.ack()
+            release()
+
+        record = InboundRecord(origin, message.value or b"", timestamp, on_durable)
+        answered = False
         try:
             await self.pipeline.process(record)
+            answered = True
         except Exception:  # a bug must not stop the worker; the record stays unacked
             log.exception(
                 "unexpected error on %s:%s@%s", origin.topic, origin.partition, origin.offset
             )
         finally:
-            self._slots.release()
+            if answered:
+                self._flush_if_many_wait()
+            else:
+                release()
+
+    def _flush_if_many_wait(self) -> None:
+        """Half the slots wait on the next flush: flush now rather than at the interval."""
+        if self.pipeline.sink.pending_records < self._flush_at:
+            return
+        if self._early_flush is None or self._early_flush.done():
+            self._early_flush = asyncio.create_task(self._flush_early())
+
+    async def _flush_early(self) -> None:
+        with contextlib.suppress(SinkWriteError):  # logged by the sink; its own loop retries
+            await self.pipeline.sink.flush()
 
     async def _wait_in_flight(self, timeout_s: float) -> set[asyncio.Task[None]]:
         """Wait for the records being worked on; the ones still running at the deadline."""

@@ -54,6 +54,7 @@ def replay_record(letter: dict[str, Any], extra_exclude: list[str]) -> bytes | N
     if not letter.get("job"):
         return None
     job = json.loads(letter["job"]) if isinstance(letter["job"], str) else dict(letter["job"])
+    job.pop("parked", None)  # a replay starts afresh (its earlier attempts stay in `usage`)
     job["replay_count"] = int(letter.get("replay_count") or 0) + 1
     avoid = set(job.get("avoid_providers") or []) | set(letter.get("providers_tried") or [])
     job["avoid_providers"] = sorted(avoid)

@@ -102,7 +102,7 @@ class BudgetConfig(Section):
 
 
 class WorkerConfig(Section):
-    max_in_flight: int = Field(default=256, ge=1)  # records being worked on, per worker
+    max_in_flight: int = Field(default=256, ge=1)  # records not yet durable, per worker
     buffer_per_partition: int = Field(default=512, ge=1)  # records fetched ahead, per partition
     status_interval_s: float = Field(default=10.0, gt=0)
     shutdown_grace_s: float = Field(default=30.0, gt=0)

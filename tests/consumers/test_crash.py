@@ -1,0 +1,95 @@
+"""kill -9 mid-run: a restarted worker finishes every job, paying again only for work in flight."""
+
+from __future__ import annotations
+
+import json
+import signal
+from typing import Any
+
+import pytest
+from frugal_testkit import (
+    SIM_KEY,
+    default_models,
+    jsonl,
+    lake_query,
+    run_frugal,
+    sim_providers,
+    start_frugal,
+    wait_for,
+    write_config,
+)
+
+from pipeline.broker import EmbeddedBroker
+from pipeline.samples import support_tickets
+from providers.sim import SimThread
+from schemas.config import SimConfig
+
+JOBS = 1500
+KILL_AT = int(JOBS * 0.4)
+MAX_PAID_TWICE = 50
+
+
+@pytest.fixture(scope="module")
+def crashed(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """1,500 jobs; the worker is SIGKILLed once 40% were paid for; a drain finishes the rest."""
+    tmp = tmp_path_factory.mktemp("crash")
+    with SimThread(SimConfig(api_key=SIM_KEY, latency_ms=5)) as sim:
+        base = sim.base_url
+        config = write_config(
+            tmp / "frugal.toml",
+            prefix="crash",
+            data_dir=tmp / "data",
+            providers=sim_providers({"openai": base, "anthropic": base, "gemini": base}),
+            models=default_models(),
+            # A record holds its slot until durable: at most 32 calls can be paid twice.
+            worker={"max_in_flight": 32},
+        )
+        jobs = support_tickets(JOBS)
+        published = run_frugal(
+            ["publish", "--config", str(config), "-"], bootstrap=broker.bootstrap, stdin=jsonl(jobs)
+        )
+        assert published.returncode == 0, published.stderr
+        worker = start_frugal(
+            ["worker", "--config", str(config)], bootstrap=broker.bootstrap, log=tmp / "first.log"
+        )
+        try:
+            wait_for(lambda: sim.stats()["ok"] >= KILL_AT, timeout=60, what="40% of the calls")
+        finally:
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(timeout=10)
+        calls_at_kill = sim.stats()["requests"]
+        results_at_kill = lake_query(tmp / "data", "SELECT count(*) FROM results_all")[0][0]
+        drain = run_frugal(
+            ["worker", "--config", str(config), "--drain"], bootstrap=broker.bootstrap, timeout=120
+        )
+        assert drain.returncode == 0, drain.stderr[-3000:]
+        return {
+            "data": tmp / "data",
+            "jobs": jobs,
+            "calls": sim.stats()["requests"],
+            "calls_at_kill": calls_at_kill,
+            "results_at_kill": results_at_kill,
+            "killed": worker.returncode,
+        }
+
+
+def test_the_worker_really_died_mid_run(crashed: dict[str, Any]) -> None:
+    assert crashed["killed"] == -signal.SIGKILL
+    assert KILL_AT <= crashed["calls_at_kill"] < JOBS
+    assert 0 < crashed["results_at_kill"] < JOBS
+
+
+def test_every_job_has_exactly_one_correct_result(crashed: dict[str, Any]) -> None:
+    rows = lake_query(crashed["data"], "SELECT job_id, output FROM results_all")
+    assert len(rows) == JOBS  # no job answered twice
+    outputs = {job_id: json.loads(output) for job_id, output in rows}
+    for job in crashed["jobs"]:
+        assert outputs[job["id"]] == job["metadata"]["expected"], job["id"]
+
+
+def test_only_calls_that_were_not_yet_durable_were_paid_twice(crashed: dict[str, Any]) -> None:
+    paid_twice = crashed["calls"] - JOBS  # the simulator never fails: one call per job
+    print(f"paid twice after SIGKILL: {paid_twice} of {JOBS} calls")
+    assert 0 <= paid_twice <= MAX_PAID_TWICE
+    (usage_rows,) = lake_query(crashed["data"], "SELECT count(*) FROM usage_all")[0]
+    assert JOBS <= usage_rows <= crashed["calls"]  # calls lost with the worker went unrecorded
