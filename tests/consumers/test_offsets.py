@@ -1,0 +1,88 @@
+"""The offset a worker commits never passes a record still in flight (faust's check is off by one)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from faust.transport.consumer import Consumer
+from intervaltree import IntervalTree
+
+from consumers.offsets import FAUST_NEW_OFFSET, committable_offset, install
+
+TP = "jobs-0"
+
+
+@dataclass(eq=False)
+class Delivered:
+    """A record handed to a stream: what faust keeps in `_unacked_messages`."""
+
+    offset: int
+    acked: bool = False
+    tp: str = TP
+    generation_id: int = 1
+
+
+def consumer(committed: int | None, acked: list[int], in_flight: list[int]) -> Any:
+    return SimpleNamespace(
+        app=SimpleNamespace(consumer_generation_id=1),
+        _acked={TP: list(acked)},
+        _acked_index=defaultdict(set, {TP: set(acked)}),
+        _gap=defaultdict(IntervalTree),
+        _committed_offset={TP: committed},
+        _unacked_messages={Delivered(o) for o in in_flight},
+    )
+
+
+# committed offset = the next one to read; `in_flight` were delivered and are not acked yet
+CASES = [
+    (10, [11, 12], [10], None),  # faust: 13, past record 10 still in flight
+    (None, [1, 2, 3], [0], None),  # faust: 4, nothing committed yet
+    (0, [1, 2], [0], None),  # faust: 3 (0 counts as "nothing committed")
+    (10, [10, 11, 13], [12], 12),  # the acked run at the head only
+    (None, [0, 1, 2], [], 3),
+    (10, [12, 13], [], None),  # two undelivered offsets at the head: faust's check, kept
+]
+
+
+@pytest.mark.parametrize(("committed", "acked", "in_flight", "expected"), CASES)
+def test_commits_only_below_the_first_record_in_flight(
+    committed: int | None, acked: list[int], in_flight: list[int], expected: int | None
+) -> None:
+    assert committable_offset(consumer(committed, acked, in_flight), TP) == expected
+
+
+def test_faust_alone_commits_past_a_record_in_flight() -> None:
+    """Why the replacement exists; once faust gets this right, `consumers.offsets` can go."""
+    assert FAUST_NEW_OFFSET(consumer(10, [11, 12], [10]), TP) == 13
+
+
+def test_install_replaces_faust_check() -> None:
+    install()
+    assert Consumer._new_offset is committable_offset
+
+
+def test_a_committed_run_leaves_the_rest_for_later() -> None:
+    state = consumer(10, [10, 11, 13], [12])
+    assert committable_offset(state, TP) == 12
+    assert state._acked[TP] == [13]
+    assert state._acked_index[TP] == {13}
+    state._unacked_messages = set()
+    state._committed_offset[TP] = 12
+    state._acked[TP] = [12, 13]  # record 12 acked at last
+    assert committable_offset(state, TP) == 14
+
+
+def test_records_of_an_earlier_generation_do_not_hold_commits_back() -> None:
+    state = consumer(None, [5, 6], [])
+    state._unacked_messages = {Delivered(4, generation_id=0)}
+    assert committable_offset(state, TP) == 7
+
+
+def test_undelivered_offsets_inside_the_run_count_as_acked() -> None:
+    state = consumer(10, [10, 13], [])
+    state._gap[TP].addi(11, 13)  # 11 and 12 were never delivered (e.g. transaction markers)
+    assert committable_offset(state, TP) == 14
