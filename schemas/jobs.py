@@ -152,9 +152,14 @@ def _first_error(exc: ValidationError) -> str:
 
 def decode_object(raw: bytes | str) -> dict[str, Any]:
     """Bytes of a Kafka record -> JSON object, or a one-line JobError."""
+    if not raw.strip():
+        raise JobError("record is not JSON: it is empty")
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw  # JSON on the wire is UTF-8
+        data = json.loads(text)
+    except UnicodeDecodeError:
+        raise JobError("record is not JSON: its bytes are not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
         raise JobError(f"record is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise JobError(f"record is JSON {type(data).__name__}, expected an object")
