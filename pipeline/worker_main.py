@@ -5,6 +5,7 @@ from __future__ import annotations
 from consumers.worker import StreamWorker
 from pipeline.app import Pipeline
 from pipeline.broker import running_broker
+from pipeline.runtime import settle_heap
 from pipeline.topics import ensure_topics
 from schemas.config import Config
 
@@ -14,4 +15,5 @@ async def run_worker(config: Config, kinds: list[str], drain: bool) -> int:
         await ensure_topics(bootstrap, config.kafka)
         pipeline = Pipeline(config, bootstrap)
         worker = StreamWorker(config, bootstrap, kinds, pipeline)
+        settle_heap()
         return await worker.run(drain=drain)
