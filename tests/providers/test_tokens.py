@@ -34,3 +34,20 @@ def test_a_huge_document_is_estimated_quickly() -> None:
     started = time.perf_counter()
     assert estimate_tokens(text) > 1_000_000
     assert time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hello world, this is a test.",
+        "日本語のテキストです。",
+        "x = f(y)\n" * 40,
+        "emoji 😀 ü",
+        " \t\n",
+    ],
+)
+def test_counts_equal_the_public_tokenizer(text: str) -> None:
+    """The Rust counter is loaded around bpe-openai's Python layer; it must agree with it."""
+    import bpe_openai
+
+    assert estimate_tokens(text) == len(bpe_openai.get_encoding("o200k_base").encode_ordinary(text))
