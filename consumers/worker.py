@@ -255,6 +255,7 @@ class StreamWorker:
         loop = asyncio.get_running_loop()
         grace = self.config.worker.shutdown_grace_s
         deadline = loop.time() + grace
+        log.info("stopping: %d records in flight, grace %.0f s", len(self._in_flight), grace)
         await self._finish_in_flight(grace - min(grace / 3, SHUTDOWN_RESERVE_S))
         await self.pipeline.stop()  # final flush: acks everything durable
         with contextlib.suppress(Exception):
@@ -265,3 +266,4 @@ class StreamWorker:
             log.warning("the consumer did not leave its group in time; its session will expire")
         if watch is not None:
             await watch.stop()
+        log.info("stopped after %.1f s", grace - (deadline - loop.time()))
