@@ -1,0 +1,86 @@
+"""In the worker: a record waiting out a backoff never holds up the records behind it."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import Any
+
+import pytest
+from frugal_testkit import (
+    SIM_KEY,
+    default_models,
+    jsonl,
+    lake_query,
+    run_frugal,
+    sim_providers,
+    write_config,
+)
+
+from pipeline.broker import EmbeddedBroker
+from pipeline.samples import support_tickets
+from providers.sim import SimThread
+from schemas.config import SimConfig
+
+FOLLOWERS = 30
+
+
+@pytest.fixture(scope="module")
+def drained(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One partition: a job bound to a failing provider first, then jobs for a healthy one."""
+    tmp = tmp_path_factory.mktemp("backoff")
+    down, up = (
+        SimThread(SimConfig(api_key=SIM_KEY, fail_rate=1.0)),
+        SimThread(SimConfig(api_key=SIM_KEY)),
+    )
+    with down, up:
+        config = write_config(
+            tmp / "frugal.toml",
+            prefix="backoff",
+            data_dir=tmp / "data",
+            providers=sim_providers(
+                {"openai": down.base_url, "anthropic": up.base_url, "gemini": up.base_url}
+            ),
+            models=default_models(),
+            kafka={"partitions": 1},
+            # Three retries of 0.5-1 s each: seconds of backoff, all short enough to wait in-task.
+            retry={"max_retries": 3, "base_delay_s": 1.0, "max_delay_s": 1.0, "park_after_s": 5},
+        )
+        tickets = support_tickets(FOLLOWERS + 1)
+        stuck = {**tickets[0], "id": "stuck", "providers": ["openai"]}
+        followers = [{**t, "providers": ["gemini"]} for t in tickets[1:]]
+        published = run_frugal(
+            ["publish", "--config", str(config), "-"],
+            bootstrap=broker.bootstrap,
+            stdin=jsonl([stuck, *followers]),
+        )
+        assert published.returncode == 0, published.stderr
+        drain = run_frugal(
+            ["worker", "--config", str(config), "--drain"], bootstrap=broker.bootstrap, timeout=120
+        )
+        assert drain.returncode == 0, drain.stderr[-3000:]
+    return {"data": tmp / "data", "followers": followers}
+
+
+def test_the_stuck_job_retried_with_backoff_then_died(drained: dict[str, Any]) -> None:
+    calls = lake_query(
+        drained["data"], "SELECT ts, outcome FROM usage_all WHERE job_id = 'stuck' ORDER BY ts"
+    )
+    assert [outcome for _, outcome in calls] == ["server_error"] * 4  # a try and 3 retries
+    gaps = [(b[0] - a[0]).total_seconds() for a, b in pairwise(calls)]
+    assert all(gap >= 0.5 for gap in gaps), gaps
+    dead = lake_query(drained["data"], "SELECT job_id FROM dead_letters_all")
+    assert dead == [("stuck",)]
+
+
+def test_the_records_behind_it_finished_while_it_waited(drained: dict[str, Any]) -> None:
+    (first_call, died) = lake_query(
+        drained["data"],
+        "SELECT (SELECT min(ts) FROM usage_all WHERE job_id = 'stuck'),"
+        " (SELECT failed_at FROM dead_letters_all WHERE job_id = 'stuck')",
+    )[0]
+    done = lake_query(
+        drained["data"], "SELECT min(completed_at), max(completed_at), count(*) FROM results_all"
+    )[0]
+    assert done[2] == FOLLOWERS
+    assert first_call < done[0]  # it came first on the partition...
+    assert done[1] < died  # ...yet every record behind it was answered before it gave up
