@@ -265,6 +265,16 @@ class ProviderLimiter:
         finally:
             self.waiting -= 1
 
+    def unused(self, permit: Permit) -> None:
+        """The admitted call was not sent after all (a cap refused it): return its quota."""
+        self.calls -= 1
+        if self._sent and self._sent[-1] == permit.sent_at:
+            self._sent.pop()
+        if self._requests is not None:
+            self._requests.give_back(1)
+        if self._tokens is not None:
+            self._tokens.give_back(permit.charged_tokens)
+
     def observe_success(self, permit: Permit, completion: Completion) -> None:
         self.breaker.success()
         if self._tokens is not None:

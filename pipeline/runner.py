@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import replace
 from datetime import datetime
 
-from pipeline.budgets import Budgets, CallScope
+from pipeline.budgets import Budgets, CallScope, Reservation
 from pipeline.limits import CircuitOpen, Limits
 from pipeline.prompts import build_request, instructions, output_allowance
 from pipeline.retry import Next, RetryPolicy, sleep_unless
@@ -107,24 +107,17 @@ class JobRunner:
         self, story: JobStory, candidate: Candidate, need: RoutingInput, over_budget: list[str]
     ) -> ResultRow | Next:
         model = candidate.model
-        scope = CallScope(model.provider, model.name, story.job.kind, story.job.tenant)
         request = build_request(story.job, min(need.output_allowance, model.max_output_tokens))
         retries = story.retries.get(model.name, 0)
         while True:
-            reservation = await self.budgets.reserve(scope, candidate.worst_case_usd)
-            if reservation is None:
-                story.budget_blocked = True
-                over_budget.append(model.name)
-                return Next.NEXT_MODEL
-            story.note_try(candidate)
-            calls_before = len(story.usage_rows)
             try:
                 result = await self._call(story, candidate, request, need.input_tokens)
             except CircuitOpen:  # the breaker opened while we waited: nothing was sent
                 return Next.NEXT_MODEL
-            finally:
-                spent = sum(r.cost_usd for r in story.usage_rows[calls_before:])
-                await self.budgets.settle(reservation, spent)
+            if result is None:  # a cap has no room for it: the next model may fit
+                story.budget_blocked = True
+                over_budget.append(model.name)
+                return Next.NEXT_MODEL
             if isinstance(result, ResultRow):
                 return result
             decision = self._retry.decide(result, retries)
@@ -137,13 +130,22 @@ class JobRunner:
 
     async def _call(
         self, story: JobStory, candidate: Candidate, request: CompletionRequest, est_tokens: int
-    ) -> ResultRow | ProviderError:
+    ) -> ResultRow | ProviderError | None:
+        """One call; its worst case is reserved once the provider's limits let it go, so holds
+        last only as long as calls on the wire (None: a cap refused it, nothing was sent)."""
         model = candidate.model
         limiter = self.limits[model.provider]
+        scope = CallScope(model.provider, model.name, story.job.kind, story.job.tenant)
         started = time.monotonic()
         try:
             async with limiter.slot(est_tokens + request.max_output_tokens) as permit:
-                completion = await self._adapters[model.provider].complete(model, request)
+                reservation = await self.budgets.reserve(scope, candidate.worst_case_usd)
+                if reservation is None:
+                    limiter.unused(permit)
+                    return None
+                story.note_try(candidate)
+                call = self._adapters[model.provider].complete(model, request)
+                completion = await self._settled(reservation, candidate, call)
                 limiter.observe_success(permit, completion)
         except CircuitOpen:
             raise
@@ -154,6 +156,28 @@ class JobRunner:
             self._note_failure(story)
             return error
         return self._accept(story, candidate, completion, started)
+
+    async def _settled(
+        self, reservation: Reservation, candidate: Candidate, call: Awaitable[Completion]
+    ) -> Completion:
+        """Await the call, then settle its reservation at what it cost (billed errors too)."""
+        spent = 0.0
+        try:
+            completion = await call
+            spent = self._cost(candidate, completion.usage, completion)
+            return completion
+        except ProviderError as error:
+            spent = self._cost(candidate, getattr(error, "usage", None) or Usage())
+            raise
+        finally:
+            await self.budgets.settle(reservation, spent)
+
+    def _cost(
+        self, candidate: Candidate, usage: Usage, completion: Completion | None = None
+    ) -> float:
+        if completion is not None and completion.provider_cost_usd is not None:
+            return completion.provider_cost_usd  # the provider's own bill wins (OpenRouter)
+        return cost_usd(self._prices[candidate.model.name], usage)
 
     def _accept(
         self, story: JobStory, candidate: Candidate, completion: Completion, started: float
@@ -196,9 +220,7 @@ class JobRunner:
         error: str,
         completion: Completion | None = None,
     ) -> None:
-        cost = cost_usd(self._prices[candidate.model.name], usage)
-        if completion is not None and completion.provider_cost_usd is not None:
-            cost = completion.provider_cost_usd  # the provider's own bill wins (OpenRouter)
+        cost = self._cost(candidate, usage, completion)
         job = story.job
         story.usage_rows.append(
             UsageRow(

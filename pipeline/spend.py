@@ -25,7 +25,7 @@ import json
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -94,10 +94,13 @@ class SpendBook:
     def spent(self, key: str) -> float:
         return self.settled.get(key, 0.0) + self.held.get(key, 0.0)
 
-    def fits(self, keys: Sequence[str], limits: Sequence[float], usd: float) -> bool:
+    def fits(
+        self, keys: Sequence[str], limits: Sequence[float], usd: float, holds: bool = True
+    ) -> bool:
+        """Whether `usd` more fits every cap, counting open holds (or only settled spend)."""
+        spent = self.spent if holds else (lambda k: self.settled.get(k, 0.0))
         return all(
-            self.spent(k) + usd <= limit + LIMIT_SLACK_USD
-            for k, limit in zip(keys, limits, strict=True)
+            spent(k) + usd <= limit + LIMIT_SLACK_USD for k, limit in zip(keys, limits, strict=True)
         )
 
     def apply(self, event: SpendEvent) -> bool:
@@ -152,6 +155,7 @@ class SpendLedger:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self.events_read = 0
+        self.on_change: Callable[[], None] | None = None  # called after each batch is applied
 
     def new_rid(self) -> str:
         return f"{self._prefix}:{next(self._ids)}"
@@ -209,8 +213,11 @@ class SpendLedger:
                 log.warning("spend: reading the spend log failed (%s); retrying", exc)
                 await asyncio.sleep(1.0)
                 continue
-            for record in batches.get(self._tp, []):
+            records = batches.get(self._tp, [])
+            for record in records:
                 self._read(record.value or b"")
+            if records and self.on_change is not None:
+                self.on_change()
 
     def _read(self, raw: bytes) -> None:
         try:

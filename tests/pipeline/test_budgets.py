@@ -27,13 +27,30 @@ def reserve(book: SpendBook, usd: float, limit: float = 1.0, ts: float = 0.0) ->
 
 
 async def test_a_call_that_would_break_a_cap_is_refused() -> None:
-    budgets = Budgets([cap(1.0)])
+    budgets = Budgets([cap(1.0)], hold_wait_s=0.05)
     held = [await budgets.reserve(SCOPE, 0.3) for _ in range(4)]
     assert [h is not None for h in held] == [True, True, True, False]
+    for h in held[:3]:
+        assert h is not None
+        await budgets.settle(h, 0.3)
+    started = asyncio.get_running_loop().time()
+    assert await budgets.reserve(SCOPE, 0.3) is None  # settled spend leaves no room: at once
+    assert asyncio.get_running_loop().time() - started < 0.04
+
+
+async def test_a_call_blocked_only_by_holds_in_flight_waits_for_them_to_settle() -> None:
+    budgets = Budgets([cap(1.0)], hold_wait_s=5.0)
+    first = await budgets.reserve(SCOPE, 0.8)
+    assert first is not None and budgets.would_fit(SCOPE, 0.8)  # routing ignores holds
+    waiting = asyncio.create_task(budgets.reserve(SCOPE, 0.8))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await budgets.settle(first, 0.1)  # the call cost far less than its worst case
+    assert await asyncio.wait_for(waiting, 1.0) is not None
 
 
 async def test_settling_at_the_actual_cost_frees_the_rest_of_the_reservation() -> None:
-    budgets = Budgets([cap(1.0)])
+    budgets = Budgets([cap(1.0)], hold_wait_s=0.05)
     first = await budgets.reserve(SCOPE, 0.9)
     assert first is not None and await budgets.reserve(SCOPE, 0.2) is None
     await budgets.settle(first, 0.1)
@@ -53,13 +70,13 @@ async def test_settling_at_the_actual_cost_frees_the_rest_of_the_reservation() -
     ],
 )
 async def test_caps_apply_by_scope(budget: BudgetConfig, applies: bool) -> None:
-    budgets = Budgets([budget])
+    budgets = Budgets([budget], hold_wait_s=0.05)
     assert (await budgets.reserve(SCOPE, 2.0) is None) == applies
 
 
 async def test_each_window_is_its_own_budget() -> None:
     now = [datetime(2026, 3, 1, 10, 59, tzinfo=UTC).timestamp()]
-    budgets = Budgets([cap(1.0, window="hour")], clock=lambda: now[0])
+    budgets = Budgets([cap(1.0, window="hour")], clock=lambda: now[0], hold_wait_s=0.05)
     assert await budgets.reserve(SCOPE, 1.0) is not None
     assert await budgets.reserve(SCOPE, 0.5) is None
     now[0] += 120  # the next hour
@@ -104,7 +121,7 @@ async def test_two_workers_cannot_both_take_the_last_dollars(
     await ensure_topics(broker.bootstrap, kafka)
     a, b = [await _ledger(broker.bootstrap, kafka, name) for name in ("a", "b")]
     caps = [cap(1.0, "provider", "openai")]
-    budgets_a, budgets_b = Budgets(caps, a), Budgets(caps, b)
+    budgets_a, budgets_b = Budgets(caps, a, hold_wait_s=0.3), Budgets(caps, b, hold_wait_s=0.3)
     try:
         held = await asyncio.gather(
             *(budgets.reserve(SCOPE, 0.15) for _ in range(5) for budgets in (budgets_a, budgets_b))
@@ -121,7 +138,7 @@ async def test_two_workers_cannot_both_take_the_last_dollars(
         late = await _ledger(broker.bootstrap, kafka, "restarted")
         try:  # a worker that starts later replays the log and knows the total
             await _until(lambda: late.book.spent(key) == pytest.approx(0.6))
-            assert await Budgets(caps, late).reserve(SCOPE, 0.45) is None
+            assert await Budgets(caps, late, hold_wait_s=0.1).reserve(SCOPE, 0.45) is None
             assert await Budgets(caps, late).reserve(SCOPE, 0.35) is not None
         finally:
             await late.stop()
