@@ -25,6 +25,7 @@ from sinks.errors import SinkWriteError
 log = logging.getLogger("frugal.worker")
 RETRY_POLL_S = 0.25  # how often a wait for a parked record checks for shutdown and rebalance
 SHUTDOWN_RESERVE_S = 5.0  # of the grace period, kept for flushing, committing and leaving
+DRAIN_SETTLE_S = 0.05  # --drain: how soon an idle worker makes its answers durable and commits
 
 
 def _once(fn: Callable[[], object]) -> Callable[[], None]:
@@ -240,15 +241,28 @@ class StreamWorker:
         await self.pipeline.start()
         await self.app.start()
         waiters = [asyncio.create_task(stop.wait())]
+        helpers: list[asyncio.Task[None]] = []
         if drain:
             waiters.append(asyncio.create_task(watch.wait_done()))
+            helpers.append(asyncio.create_task(self._settle_when_idle()))
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for w in waiters:
+            for w in [*waiters, *helpers]:
                 w.cancel()
             await self._shutdown(watch if drain else None)
         return 0
+
+    async def _settle_when_idle(self) -> None:
+        """--drain: once nothing is being worked on, flush and commit now instead of at the
+        next flush and commit intervals (up to ~2 s by default), since a drain ends on commit."""
+        while True:
+            await asyncio.sleep(DRAIN_SETTLE_S)
+            if self._in_flight or not self.pipeline.sink.pending_records:
+                continue
+            with contextlib.suppress(Exception):  # the sink's own loop logs and retries
+                await self.pipeline.sink.flush()
+                await self.app.consumer.commit()
 
     async def _shutdown(self, watch: DrainWatch | None) -> None:
         """Finish in-flight work, flush, commit and leave, all within `shutdown_grace_s`."""
