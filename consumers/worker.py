@@ -158,7 +158,7 @@ class StreamWorker:
         except Exception:  # the handover is best effort: the done set catches what slips
             log.exception("could not settle work in flight before a rebalance")
         finally:
-            self.pipeline.hurry(False)
+            self.pipeline.hurry(not self._accepting)  # still on if shutting down meanwhile
 
     async def _on_partitions_assigned(self, sender: object, assigned: Any, **_: Any) -> None:
         """Partitions taken over may hold jobs their last owner answered but never committed."""

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from frugal_testkit import (
     SIM_KEY,
@@ -32,9 +33,10 @@ MAX_IN_FLIGHT = 16
 
 
 def results_by_worker(data: Path) -> dict[str, int]:
-    if not (data / "lake" / "dead_letters").exists():  # no worker has started yet
+    try:
+        return dict(lake_query(data, "SELECT worker, count(*) FROM results_all GROUP BY 1"))
+    except duckdb.IOException:  # no worker has created the lake yet
         return {}
-    return dict(lake_query(data, "SELECT worker, count(*) FROM results_all GROUP BY 1"))
 
 
 def worker_id(process: subprocess.Popen[bytes]) -> str:
