@@ -187,7 +187,7 @@ class SimServer:
             if key != config.api_key:
                 stats.auth_failures += 1
                 kind: ErrorKind = "auth_missing" if not key else "auth_invalid"
-                return _json_reply(wire.error(kind, None, rid, model))
+                return _json_reply(wire.error(kind, None, rid, model, key=key or ""))
         try:
             body = json.loads(await request.read())
             if not isinstance(body, dict):

@@ -167,8 +167,19 @@ class Wire(Protocol):
     ) -> Reply: ...
 
     def error(
-        self, kind: ErrorKind, view: LimitView | None, rid: str, model: str, detail: str = ""
+        self,
+        kind: ErrorKind,
+        view: LimitView | None,
+        rid: str,
+        model: str,
+        detail: str = "",
+        key: str = "",  # the key presented, for providers that echo it (masked) on auth errors
     ) -> Reply: ...
+
+
+def mask_key(key: str) -> str:
+    """A key as OpenAI echoes it on a 401: its first 8 and last 4 characters."""
+    return key[:8] + "*" * max(0, len(key) - 12) + key[-4:] if len(key) > 12 else "*" * len(key)
 
 
 def now_s() -> int:

@@ -150,7 +150,13 @@ class AnthropicWire:
         }
 
     def error(
-        self, kind: ErrorKind, view: LimitView | None, rid: str, model: str, detail: str = ""
+        self,
+        kind: ErrorKind,
+        view: LimitView | None,
+        rid: str,
+        model: str,
+        detail: str = "",
+        key: str = "",  # the key presented, for providers that echo it (masked) on auth errors
     ) -> Reply:
         status, err_type, message = _ERRORS[kind]
         headers = (

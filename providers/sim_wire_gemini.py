@@ -127,7 +127,13 @@ class GeminiWire:
         return Reply(200, body, {"content-type": _JSON, "x-gemini-service-tier": "standard"})
 
     def error(
-        self, kind: ErrorKind, view: LimitView | None, rid: str, model: str, detail: str = ""
+        self,
+        kind: ErrorKind,
+        view: LimitView | None,
+        rid: str,
+        model: str,
+        detail: str = "",
+        key: str = "",  # the key presented, for providers that echo it (masked) on auth errors
     ) -> Reply:
         status, code_name, message = _ERRORS[kind]
         error: dict[str, Any] = {

@@ -15,6 +15,7 @@ from providers.sim_wire import (
     SimUsage,
     count_tokens,
     duration,
+    mask_key,
     now_s,
     retry_seconds,
     schema_in_text,
@@ -157,7 +158,13 @@ class OpenAIWire:
         }
 
     def error(
-        self, kind: ErrorKind, view: LimitView | None, rid: str, model: str, detail: str = ""
+        self,
+        kind: ErrorKind,
+        view: LimitView | None,
+        rid: str,
+        model: str,
+        detail: str = "",
+        key: str = "",  # the key presented, for providers that echo it (masked) on auth errors
     ) -> Reply:
         headers = (
             self._headers(view, rid, _JSON)
@@ -165,7 +172,7 @@ class OpenAIWire:
             else {"content-type": _JSON, "x-request-id": rid}
         )
         status, err_type, code = _ERRORS[kind]
-        message = detail or _MESSAGES.get(kind, "").format(model=model)
+        message = detail or _MESSAGES.get(kind, "").format(model=model, key=mask_key(key))
         if kind == "rate_limited" and view is not None:
             wait = retry_seconds(view)
             headers["retry-after"] = str(wait)
@@ -193,7 +200,7 @@ _ERRORS: dict[ErrorKind, tuple[int, str, str | None]] = {
 _MESSAGES: dict[ErrorKind, str] = {
     "auth_missing": "You didn't provide an API key. You need to provide your API key in an "
     "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-    "auth_invalid": "Incorrect API key provided. You can find your API key at "
+    "auth_invalid": "Incorrect API key provided: {key}. You can find your API key at "
     "https://platform.openai.com/account/api-keys.",
     "not_found": "The model `{model}` does not exist or you do not have access to it.",
     "server_error": "The server had an error while processing your request. Sorry about that!",
