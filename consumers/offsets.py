@@ -66,4 +66,4 @@ def committable_offset(consumer: Any, tp: Any) -> int | None:
 
 def install() -> None:
     """Use `committable_offset` for every faust consumer in this process (idempotent)."""
-    Consumer._new_offset = committable_offset  # type: ignore[method-assign]
+    Consumer._new_offset = committable_offset  # type: ignore[method-assign,assignment]

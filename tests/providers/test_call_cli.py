@@ -25,6 +25,7 @@ from test_openai_replay import CASES as OPENAI_CASES
 
 from pipeline.call import USAGE_FIELDS
 from providers.sim import SimThread
+from providers.sim_wire import mask_key
 from schemas.config import SimConfig, SimModelConfig
 
 NO_KAFKA = "127.0.0.1:9"  # `call` never touches Kafka
@@ -90,7 +91,8 @@ def frugal_call(config: Path, provider: str, *extra: str) -> subprocess.Complete
         args += ["--model", MODELS[provider][0]]
     done = run_frugal([*args, *extra, PROMPT], bootstrap=NO_KAFKA, timeout=60)
     assert "Traceback" not in done.stderr, done.stderr
-    assert SIM_KEY not in done.stdout + done.stderr
+    for secret in (SIM_KEY, mask_key(SIM_KEY)):  # the key, or a provider's masked echo of it
+        assert secret not in done.stdout + done.stderr
     return done
 
 
@@ -194,6 +196,8 @@ def test_wrong_key_is_an_auth_error(tmp_path: Path, provider: str) -> None:
         assert running.stats()["auth_failures"] == 1
     error = provider_error(done, "auth")
     assert error["retry_after_s"] is None
+    if provider in ("openai", "deepseek"):  # OpenAI's wire echoes the key it got, masked
+        assert "Incorrect API key provided: [REDACTED]." in error["message"]
     assert other_key not in done.stdout + done.stderr
 
 
