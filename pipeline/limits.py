@@ -92,9 +92,13 @@ class AdaptiveRate:
         self.last_decrease = float("-inf")
         self._stamp = clock()
 
-    def current(self) -> float:
+    def current(self, growing: bool = True) -> float:
+        """The share now; it only grows while `growing` (calls are queuing for it): an idle
+        provider proves nothing about a higher rate, so idling does not ramp it up."""
         now = self._clock()
-        dt, self._stamp = now - self._stamp, now
+        dt, self._stamp = max(0.0, now - self._stamp), max(now, self._stamp)
+        if not growing:
+            return self.share
         knee = 0.9 * self.ceiling
         if self.share < knee:
             self.share = min(knee, self.share + FAST_RECOVERY * self.ceiling * dt)
@@ -104,14 +108,20 @@ class AdaptiveRate:
         self.ceiling = max(self.ceiling, self.share)
         return self.share
 
-    def on_rate_limited(self, sent_at: float) -> bool:
-        """A 429 for a call sent at `sent_at`; True when it slowed the provider down."""
+    def on_rate_limited(self, sent_at: float, quiet_until: float = 0.0) -> bool:
+        """A 429 for a call sent at `sent_at`; True when it slowed the provider down.
+
+        No recovery before `quiet_until` (the end of the wait the provider asked for): time
+        spent not sending proves nothing about the rate.
+        """
         if sent_at < self.last_decrease:
+            self._stamp = max(self._stamp, quiet_until)
             return False
         share = self.current()
         self.ceiling = share
         self.share = max(MIN_SHARE, share * DECREASE)
         self.last_decrease = self._clock()
+        self._stamp = max(self._stamp, quiet_until)
         return True
 
 
@@ -202,7 +212,7 @@ class ProviderLimiter:
         return self.waiting > 0
 
     def _apply_share(self) -> None:
-        share = self.adaptive.current()
+        share = self.adaptive.current(growing=self.waiting > 0)
         if self._requests is not None:
             self._requests.rate = self._rpm_rate(share)
         if self._tokens is not None and self.config.tpm:
@@ -214,6 +224,7 @@ class ProviderLimiter:
             pause = self._blocked_until - self._clock()
             if pause > 0:
                 await asyncio.sleep(pause)
+                self._restart_pacing()
                 continue
             wait = self._requests.wait_s(1) if self._requests else 0.0
             if wait > 0:
@@ -265,6 +276,13 @@ class ProviderLimiter:
         finally:
             self.waiting -= 1
 
+    def _restart_pacing(self) -> None:
+        """After a 429 or the wait it asked for: pace from an empty bucket, no saved-up burst."""
+        now = self._clock()
+        for bucket in (self._requests, self._tokens):
+            if bucket is not None:
+                bucket.level, bucket.stamp = min(bucket.level, 0.0), now
+
     def unused(self, permit: Permit) -> None:
         """The admitted call was not sent after all (a cap refused it): return its quota."""
         self.calls -= 1
@@ -285,9 +303,9 @@ class ProviderLimiter:
         now = self._clock()
         if error.type == "rate_limited":
             self.rate_limited += 1
-            if self.adaptive.on_rate_limited(permit.sent_at) and self._requests is not None:
-                self._requests.level = min(self._requests.level, 0.0)  # no burst right after
             self._blocked_until = max(self._blocked_until, now + (error.retry_after_s or 1.0))
+            if self.adaptive.on_rate_limited(permit.sent_at, self._blocked_until):
+                self._restart_pacing()
             return
         if error.provider_unusable:
             self.disabled_reason = error.type

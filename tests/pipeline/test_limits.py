@@ -171,3 +171,36 @@ async def test_a_success_corrects_the_token_estimate() -> None:
         limiter.observe_success(permit, completion)
     assert limiter._tokens is not None
     assert limiter._tokens.level == pytest.approx(limiter._tokens.capacity, abs=5)
+
+
+def test_an_idle_provider_does_not_ramp_up() -> None:
+    clock = Clock()
+    rate = AdaptiveRate(clock)
+    start = rate.current(growing=False)
+    clock.advance(30.0)
+    assert rate.current(growing=False) == start  # nothing queued: nothing learned
+    clock.advance(1.0)
+    assert rate.current(growing=True) > start
+
+
+def test_no_recovery_while_waiting_out_the_retry_after() -> None:
+    clock = Clock()
+    rate = AdaptiveRate(clock)
+    rate.share = rate.ceiling = 0.5
+    rate.on_rate_limited(clock.now, quiet_until=clock.now + 2.0)
+    clock.advance(2.0)
+    assert rate.current() == pytest.approx(0.5 * DECREASE)
+
+
+async def test_after_a_429_pacing_restarts_without_a_saved_up_burst() -> None:
+    limiter = ProviderLimiter(provider(rpm=6000))
+    limiter.adaptive.share = 1.0
+    with pytest.raises(RateLimited):
+        async with limiter.slot(1):
+            raise RateLimited("429", retry_after_s=0.2)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with limiter.slot(1):
+        pass
+    assert loop.time() - started >= 0.2  # the provider's wait is honoured
+    assert limiter._requests is not None and limiter._requests.level < 1.0  # and no burst
