@@ -6,6 +6,9 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
+
+from multidict import CIMultiDictProxy
 
 from schemas.completion import RateLimitState
 
@@ -55,6 +58,7 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
+@lru_cache(maxsize=1024)  # providers repeat the same few spellings ("6ms", "1s", "59.2s")
 def parse_duration(value: str) -> float | None:
     """Seconds in "6ms", "10.332999999s", "1m30s", "27s" or a bare "2"; None if unreadable."""
     value = value.strip().lower()
@@ -132,8 +136,9 @@ def _first_reset(
 
 def parse_rate_limit(headers: Mapping[str, str]) -> RateLimitState | None:
     """What the rate-limit headers say; None when the response carries none of them."""
-    # One pass into a plain dict: httpx.Headers scans every header on each lookup.
-    headers = {name.lower(): value for name, value in headers.items()}
+    if not isinstance(headers, CIMultiDictProxy):  # aiohttp's: case-insensitive lookups in C
+        # One pass into a plain dict: httpx.Headers scans every header on each lookup.
+        headers = {name.lower(): value for name, value in headers.items()}
     clock: list[datetime] = []
 
     def now() -> datetime:  # the Date header is parsed only if an absolute reset needs it
