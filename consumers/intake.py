@@ -34,22 +34,30 @@ class IntakeGate:
         self.pauses = 0
         self._since = 0.0
         self.paused_s = 0.0
+        self.closed = False
+
+    def close(self) -> None:
+        """Stop fetching for good (shutdown): what is still on Kafka stays there."""
+        self.closed = True
+        self._pause()
 
     def _ours(self) -> set[Any]:
         return {tp for tp in self._consumer().assignment() if tp.topic in self._topics}
 
     def update(self, in_flight: int) -> None:
         """Called whenever the number of records in flight changes."""
-        if in_flight >= self.high:
+        if in_flight >= self.high or self.closed:
             self._pause()
         elif self.paused and in_flight <= self.low:
             self._resume()
 
     def _pause(self) -> None:
-        fresh = self._ours() - self.paused  # also partitions assigned since the last pause
+        consumer = self._consumer()
+        ours = self._ours()
+        # New since the last pause, or re-activated by faust when their stream buffer drained.
+        fresh = (ours - self.paused) | (ours & consumer._get_active_partitions())
         if not fresh:
             return
-        consumer = self._consumer()
         # faust's fetch loop holds the live set of active partitions and silently skips the
         # records of a partition removed from it mid-batch (never redelivered until a restart):
         # pause through a fresh copy so the batch in hand is still delivered in full.
@@ -58,17 +66,23 @@ class IntakeGate:
         if not self.paused:
             self.pauses += 1
             self._since = time.monotonic()
-            log.info(
-                "intake paused: %d records in flight (saturated: %s)",
-                self.high,
-                ", ".join(self._saturated()) or "-",
-            )
+            if self.closed:
+                log.info("intake closed: the rest stays on Kafka")
+            else:
+                log.info(
+                    "intake paused: %d records in flight (saturated: %s)",
+                    self.high,
+                    ", ".join(self._saturated()) or "-",
+                )
         self.paused |= fresh
 
     def _resume(self) -> None:
-        still_ours = self.paused & self._ours()
+        consumer = self._consumer()
+        # Partitions faust holds back itself (their stream buffer is full) stay held back.
+        held = getattr(consumer, "_buffered_partitions", set())
+        still_ours = (self.paused & self._ours()) - held
         if still_ours:
-            self._consumer().resume_partitions(still_ours)
+            consumer.resume_partitions(still_ours)
         self.paused.clear()
         self.paused_s += time.monotonic() - self._since
         log.debug("intake resumed")

@@ -116,6 +116,7 @@ class StreamWorker:
                 await self._slots.acquire()
                 if not self._still_ours(event):
                     self._slots.release()
+                    self.intake.update(len(self._in_flight))  # closed: keep fetching stopped
                     continue  # not acked: redelivered to whoever owns the partition now
                 task = asyncio.create_task(self._handle(kind, event))
                 self._in_flight.add(task)
@@ -224,6 +225,7 @@ class StreamWorker:
 
     async def _finish_in_flight(self, grace_s: float) -> None:
         self._accepting = False
+        self.intake.close()  # skipping through the rest of a backlog would fetch all of it
         self.pipeline.hurry(True)  # backoffs park on the retry topic instead of sleeping
         for task in await self._wait_in_flight(grace_s):
             task.cancel()  # unacked: Kafka redelivers it

@@ -191,6 +191,7 @@ class ProviderLimiter:
         self._concurrency = asyncio.Semaphore(config.max_concurrency)
         self.adaptive = AdaptiveRate(clock)
         self.breaker = CircuitBreaker(clock)
+        self.rpm: float | None = config.rpm  # configured, or learned from the first 429
         self._requests = TokenBucket(self._rpm_rate(START_SHARE), clock) if config.rpm else None
         self._tokens = TokenBucket(config.tpm / 60.0 * START_SHARE, clock) if config.tpm else None
         self._blocked_until = 0.0
@@ -203,7 +204,17 @@ class ProviderLimiter:
         self.failed = 0
 
     def _rpm_rate(self, share: float) -> float:
-        return (self.config.rpm or 0) / 60.0 * RATE_MARGIN * share
+        return (self.rpm or 0) / 60.0 * RATE_MARGIN * share
+
+    def _learn_rpm(self) -> None:
+        """A 429 from a provider without a configured `rpm`: the rate we were sending at is
+        the starting point; the slow-down takes it from there."""
+        now = self._clock()
+        self.rate_per_s()  # drops calls older than the window
+        span = max(1.0, now - self._sent[0]) if self._sent else 1.0
+        self.rpm = max(1.0, len(self._sent) / span) * 60 / RATE_MARGIN
+        self.adaptive.share = self.adaptive.ceiling = 1.0
+        self._requests = TokenBucket(self._rpm_rate(1.0), self._clock)
 
     def available(self) -> bool:
         return self.disabled_reason is None and self.breaker.allows()
@@ -304,6 +315,8 @@ class ProviderLimiter:
         if error.type == "rate_limited":
             self.rate_limited += 1
             self._blocked_until = max(self._blocked_until, now + (error.retry_after_s or 1.0))
+            if self._requests is None:
+                self._learn_rpm()
             if self.adaptive.on_rate_limited(permit.sent_at, self._blocked_until):
                 self._restart_pacing()
             return

@@ -204,3 +204,16 @@ async def test_after_a_429_pacing_restarts_without_a_saved_up_burst() -> None:
         pass
     assert loop.time() - started >= 0.2  # the provider's wait is honoured
     assert limiter._requests is not None and limiter._requests.level < 1.0  # and no burst
+
+
+async def test_a_provider_without_a_configured_rpm_learns_one_from_its_first_429() -> None:
+    limiter = ProviderLimiter(provider())
+    for _ in range(20):
+        async with limiter.slot(1):
+            pass
+    assert limiter.rpm is None
+    with pytest.raises(RateLimited):
+        async with limiter.slot(1):
+            raise RateLimited("429", retry_after_s=0.01)
+    assert limiter.rpm is not None and limiter._requests is not None
+    assert limiter._requests.rate < limiter.rpm / 60  # and slowed down below it at once
