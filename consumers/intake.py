@@ -79,7 +79,7 @@ class IntakeGate:
     def _resume(self) -> None:
         consumer = self._consumer()
         # Partitions faust holds back itself (their stream buffer is full) stay held back.
-        held = getattr(consumer, "_buffered_partitions", set())
+        held: set[Any] = getattr(consumer, "_buffered_partitions", set())
         still_ours = (self.paused & self._ours()) - held
         if still_ours:
             consumer.resume_partitions(still_ours)

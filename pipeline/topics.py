@@ -52,10 +52,18 @@ async def ensure_topics(bootstrap: str, kafka: KafkaConfig, timeout_s: float = 3
         existing = set(await admin.list_topics())
         missing = [t for t in all_topics(kafka) if t not in existing]
         if missing:
-            new = [NewTopic(t, kafka.partitions, kafka.replication_factor) for t in missing]
+            new = [_new_topic(t, kafka) for t in missing]
             try:
                 await admin.create_topics(new)
             except KafkaError as exc:  # created concurrently by another process
                 log.debug("create_topics: %s", exc)
     finally:
         await admin.close()
+
+
+def _new_topic(name: str, kafka: KafkaConfig) -> NewTopic:
+    if name == spend_topic(kafka):
+        # One ordered log that every worker replays (pipeline.spend): one partition, and kept
+        # for good, since "total" and "month" caps are summed from its first record.
+        return NewTopic(name, 1, kafka.replication_factor, topic_configs={"retention.ms": "-1"})
+    return NewTopic(name, kafka.partitions, kafka.replication_factor)
