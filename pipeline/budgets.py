@@ -20,7 +20,7 @@ from schemas.config import BudgetConfig
 # A call that fits a cap's settled spend but not the holds of calls in flight waits this long
 # for them to settle before it goes to the next model: in-flight worst cases must not push
 # work onto pricier models while the cap still has room.
-HOLD_WAIT_S = 30.0
+HOLD_WAIT_S = 15.0
 
 
 @dataclass(frozen=True)

@@ -149,7 +149,7 @@ async def test_the_limiter_bounds_concurrency() -> None:
 
 
 async def test_errors_raised_in_a_slot_feed_the_slow_down_and_the_breaker() -> None:
-    limiter = ProviderLimiter(provider(rpm=600))
+    limiter = ProviderLimiter(provider(rpm=60_000))
     with pytest.raises(RateLimited):
         async with limiter.slot(1):
             raise RateLimited("429", retry_after_s=0.01)
