@@ -35,6 +35,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench.run", description=__doc__)
     parser.add_argument("--records", type=int, default=20_000, help="jobs per worker run")
     parser.add_argument("--runs", type=int, default=3, help="runs of each (median reported)")
+    parser.add_argument(
+        "--warmup-records", type=int, default=2_000, help="one uncounted worker run first (0: none)"
+    )
     parser.add_argument("--baseline-records", type=int, default=3_000, help="jobs per baseline run")
     parser.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM baseline")
     parser.add_argument("--no-glue", action="store_true", help="skip the httpx glue baseline")
@@ -89,6 +92,8 @@ def run_rounds(
     baseline_runs: dict[str, list[BaselineRun]] = {name: [] for name in baselines}
     with EmbeddedBroker(log_path=workdir / "broker.log") as broker, simulator(workdir) as sim:
         calls = write_calls(workdir / "calls.jsonl", args.baseline_records, "base")
+        if args.warmup_records:  # broker, simulator and page cache warm; not counted
+            run_once(broker.bootstrap, sim, args.warmup_records, workdir / "warmup", WORKER_KNOBS)
         for i in range(args.runs):
             run = run_once(
                 broker.bootstrap, sim, args.records, workdir / f"worker-{i}", WORKER_KNOBS
@@ -152,6 +157,7 @@ def build_results(
             "records": args.records,
             "runs": args.runs,
             "baseline_records": args.baseline_records,
+            "warmup_records": args.warmup_records,
             "worker_knobs": WORKER_KNOBS,
         },
         "environment": environment(),
