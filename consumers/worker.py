@@ -89,7 +89,8 @@ class StreamWorker:
         for kind in kinds:
             self._add_agent(kind, job_topic(config.kafka, kind))
         self._add_agent("retry", retry_topic(config.kafka))
-        self.app.on_partitions_revoked.connect(self._on_partitions_revoked)
+        # faust's signal stubs do not admit bound async methods, which it supports.
+        self.app.on_partitions_revoked.connect(self._on_partitions_revoked)  # type: ignore[arg-type]
         self.intake = IntakeGate(
             lambda: self.app.consumer,
             self.topics,
@@ -97,7 +98,7 @@ class StreamWorker:
             pipeline.limits.saturated,
         )
         pipeline.status_sources.append(self.intake.status)
-        self.app.on_partitions_assigned.connect(self._on_partitions_assigned)
+        self.app.on_partitions_assigned.connect(self._on_partitions_assigned)  # type: ignore[arg-type]
 
     @property
     def topics(self) -> list[str]:
@@ -110,7 +111,9 @@ class StreamWorker:
 
         async def agent(stream: faust.StreamT[Any]) -> None:
             # Each record runs in its own task: one waiting out a backoff holds up no other.
-            async for event in stream.noack().events():
+            # noack: offsets are acked by hand once durable (StreamT's stub omits noack).
+            manual: faust.Stream[Any] = stream.noack()  # type: ignore[attr-defined]
+            async for event in manual.events():
                 if kind == "retry" and not await self._wait_until_due(event):
                     continue
                 await self._slots.acquire()
@@ -242,7 +245,7 @@ class StreamWorker:
             self.pipeline.produced_hook = watch.note_produced
         await self.pipeline.start()
         await self.app.start()
-        waiters = [asyncio.create_task(stop.wait())]
+        waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
         helpers: list[asyncio.Task[None]] = []
         if drain:
             waiters.append(asyncio.create_task(watch.wait_done()))

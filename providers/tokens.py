@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from functools import cache, lru_cache
 from pathlib import Path
+from typing import Any
 
 ENCODING = "o200k_base"
 EXACT_UP_TO_CHARS = 200_000  # beyond this, count evenly spaced samples and scale up
@@ -35,7 +36,7 @@ def _counter() -> Callable[[str], int]:
         return lambda text: len(encoding.encode_ordinary(text))
 
 
-def _rust_tokenizer() -> object:
+def _rust_tokenizer() -> Any:
     bindings = sys.modules.get(_BINDINGS)
     if bindings is None:
         package = importlib.util.find_spec("bpe_openai")  # finds it without importing it

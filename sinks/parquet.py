@@ -22,7 +22,7 @@ from sinks.errors import SinkWriteError
 
 logger = logging.getLogger(__name__)
 
-OnDurable = Callable[[], None]
+OnDurable = Callable[[], object]  # e.g. faust's Event.ack, which returns a bool
 # (table, kind, UTC date): one Parquet file per group and flush.
 GroupKey = tuple[str, str, date]
 
