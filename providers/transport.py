@@ -56,7 +56,9 @@ class AiohttpSender:
 
     def __init__(self, max_connections: int, timeout_s: float) -> None:
         self._max_connections = max_connections
-        self._timeout = aiohttp.ClientTimeout(sock_connect=timeout_s, sock_read=timeout_s)
+        # The adapter bounds each whole call with asyncio.timeout; per-read timers here would
+        # only be rescheduled on every chunk received.
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s)
         self._session: aiohttp.ClientSession | None = None
         self._proxies: dict[str, tuple[URL | None, aiohttp.BasicAuth | None]] = {}
 
