@@ -126,6 +126,6 @@ def run_demo(base: Config, explicit_config: bool = False) -> int:
     path = save_config(config)
     console.print(
         f"\ndone in {time.monotonic() - started:.1f}s. Explore the results: "
-        f'frugal sql --config {path} "SELECT model, count(*) FROM results GROUP BY ALL"'
+        f'.venv/bin/frugal sql --config {path} "SELECT model, count(*) FROM results GROUP BY ALL"'
     )
     return 0

@@ -21,7 +21,13 @@ from providers.pricing import ModelPrices, cost_usd
 from providers.tokens import estimate_tokens
 from schemas.completion import Completion, CompletionRequest, Usage
 from schemas.config import Config
-from schemas.errors import BudgetExhausted, InvalidOutput, JobError, ProviderError
+from schemas.errors import (
+    BudgetExhausted,
+    InvalidOutput,
+    JobError,
+    ProviderError,
+    RateLimited,
+)
 from schemas.jobs import TaskJob
 from schemas.rows import ResultRow, UsageRow
 
@@ -83,6 +89,7 @@ class JobRunner:
             if outcome is Next.NEXT_PROVIDER:
                 skip_providers.add(candidate.provider)
         self._park_if_a_provider_may_recover(story, need)
+        self._park_if_only_told_to_slow_down(story)
         if story.budget_blocked:  # a model that could still answer it has no budget left
             last = f" (last error: {story.last_error.type})" if story.last_error else ""
             error = BudgetExhausted(f"no adequate model has budget left under the caps{last}")
@@ -102,6 +109,24 @@ class JobRunner:
         decision = self._retry.park_for_unavailable(parks) if waiting else None
         if decision is not None:
             raise ParkJob(decision.delay_s, story)
+
+    def _park_if_only_told_to_slow_down(self, story: JobStory) -> None:
+        """Out of candidates because the last one said 429: a batch job waits rather than dies.
+
+        The providers it ran out of are tried afresh when it comes back (except those this
+        worker found unusable: bad key, no quota); `retry.max_parks` bounds the waiting.
+        """
+        if not isinstance(story.last_error, RateLimited) or story.budget_blocked:
+            return
+        parks = story.prior.parks if story.prior else 0
+        if parks >= self._config.retry.max_parks:
+            return
+        usable = {p for p in story.exhausted_providers if self.limits[p].disabled_reason is None}
+        story.exhausted_providers -= usable
+        provider_of = {m.name: m.provider for m in self._config.models}
+        for name in [m for m in story.retries if provider_of.get(m) in usable]:
+            del story.retries[name]
+        raise ParkJob(self._retry.backoff_s(parks, story.last_error.retry_after_s), story)
 
     async def _try_candidate(
         self, story: JobStory, candidate: Candidate, need: RoutingInput, over_budget: list[str]

@@ -192,3 +192,36 @@ def test_shutting_down_parks_a_job_waiting_out_a_backoff(
         return elapsed
 
     assert asyncio.run(scenario()) < 1.0
+
+
+def test_a_job_only_told_to_slow_down_parks_instead_of_dying(
+    sims: dict[str, SimThread], tmp_path: Any
+) -> None:
+    """One provider and no retries left: a 429 parks the job (bounded), it is not dead-lettered."""
+    providers = sim_providers({"openai": sims["openai"].base_url})
+    providers[0]["api_key"] = SIM_KEY
+    config = Config.model_validate(
+        {
+            "providers": providers,
+            "models": [m for m in default_models() if m["provider"] == "openai"],
+            "storage": {"data_dir": str(tmp_path)},
+            "retry": {"max_retries": 0, "max_parks": 1, "base_delay_s": 0.01},
+        }
+    )
+    sims["openai"].patch(rpm=30)  # a burst of one call, then 429 with Retry-After (2 s)
+    try:
+        asyncio.run(run(config, openai_first(id="first")))  # takes the only call in the burst
+        with pytest.raises(ParkJob) as parked:
+            asyncio.run(run(config, openai_first(id="second")))
+        story = parked.value.story
+        assert [r.outcome for r in story.usage_rows] == ["rate_limited"]
+        assert story.exhausted_providers == set()  # tried afresh when it comes back
+        assert parked.value.delay_s >= 0.5  # the provider's Retry-After is honoured
+        state = story.parked_state(0)
+        with pytest.raises(JobFailed) as failed:  # parked max_parks times already: it dies
+            asyncio.run(
+                run(config, openai_first(id="second", parked=state.model_dump(mode="json")))
+            )
+        assert failed.value.error.type == "rate_limited"
+    finally:
+        sims["openai"].patch(rpm=None)
