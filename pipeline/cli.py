@@ -115,7 +115,7 @@ def cmd_sim(args: argparse.Namespace, config: Config) -> int:
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     from pipeline.demo import run_demo
 
-    return run_demo(config, explicit_config=args.config is not None)
+    return run_demo(config)
 
 
 def cmd_dlq_list(args: argparse.Namespace, config: Config) -> int:

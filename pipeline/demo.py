@@ -108,7 +108,7 @@ async def run_pipeline(config: Config, console: Console) -> None:
     await run
 
 
-def run_demo(base: Config, explicit_config: bool = False) -> int:
+def run_demo(base: Config) -> int:
     console = Console()
     use_sim = not has_real_keys()
     shutil.rmtree(DEMO_DIR, ignore_errors=True)

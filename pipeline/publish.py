@@ -94,9 +94,9 @@ def collect(paths: list[str], kind: str | None, summary: PublishSummary) -> list
             records.extend(jsonl_records(sys.stdin, "stdin", kind, summary))
             continue
         path = Path(raw)
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         if not path.exists():
             raise PublishError(f"{path}: no such file or directory")
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for file in files:
             if file.suffix in JSONL_SUFFIXES:
                 with file.open(encoding="utf-8") as fh:

@@ -12,7 +12,6 @@ from schemas.config import JOB_KINDS, KafkaConfig
 from schemas.errors import FrugalError
 
 log = logging.getLogger(__name__)
-TASK_KINDS: tuple[str, ...] = ("classify", "extract", "generate")
 
 
 class KafkaUnavailable(FrugalError):

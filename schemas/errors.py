@@ -41,7 +41,6 @@ class ProviderError(FrugalError):
     type = "provider_error"
     retryable: ClassVar[bool] = False  # worth trying the same model again after a wait
     provider_unusable: ClassVar[bool] = False  # take the whole provider out of routing
-    escalate: ClassVar[bool] = True  # move on to the next candidate model
 
     def __init__(
         self,

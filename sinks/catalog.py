@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import glob
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,25 +203,6 @@ def _connect_read_only(path: Path) -> duckdb.DuckDBPyConnection:
                 raise QueryError(f"cannot open catalog {path}: {one_line(exc)}") from exc
             _backoff(attempt)
     raise CatalogBusy(f"catalog {path} is being updated by another process; try again")
-
-
-def completed_job_ids(storage: StorageConfig, kinds: Iterable[str] | None = None) -> set[str]:
-    """Job ids that already have a result, read straight from the lake (not the catalog file)."""
-    pattern = lake.table_glob(storage.lake_dir, "results")
-    if next(glob.iglob(pattern), None) is None:
-        return set()
-    sql = "SELECT DISTINCT job_id FROM read_parquet(?, hive_partitioning = 1, union_by_name = 1)"
-    params: list[object] = [pattern]
-    if kinds is not None:
-        sql += " WHERE list_contains(?, kind)"
-        params.append(list(kinds))
-    con = duckdb.connect()
-    try:
-        return {job_id for (job_id,) in con.execute(sql, params).fetchall() if job_id is not None}
-    except duckdb.Error as exc:
-        raise QueryError(one_line(exc)) from exc
-    finally:
-        con.close()
 
 
 def one_line(exc: BaseException) -> str:

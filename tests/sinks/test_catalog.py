@@ -14,10 +14,11 @@ import pytest
 from rowkit import Rows
 
 import sinks
+from pipeline.done import DoneJobs
 from schemas.config import StorageConfig
 from schemas.rows import Row
 from sinks import catalog, lake
-from sinks.catalog import SPEC_COLUMNS, completed_job_ids, ensure_catalog, query
+from sinks.catalog import SPEC_COLUMNS, ensure_catalog, query
 from sinks.errors import CatalogBusy, QueryError
 from sinks.parquet import ParquetSink
 
@@ -176,17 +177,23 @@ def test_deleted_seed_files_are_restored(storage: StorageConfig) -> None:
     assert lake.seed_path(storage.lake_dir, "dead_letters").exists()
 
 
-async def test_completed_job_ids_come_from_the_lake(storage: StorageConfig, rows: Rows) -> None:
-    assert completed_job_ids(storage) == set()
+async def test_done_jobs_come_from_the_lake(storage: StorageConfig, rows: Rows) -> None:
+    done = DoneJobs(storage)
+    await done.refresh()
+    assert len(done) == 0
 
     await write(
         storage,
         [rows.result("a"), rows.result("a", at=timedelta(hours=1))],
         [rows.result("b", kind="extract"), rows.dead("c"), rows.usage("d")],
     )
+    await done.refresh()
 
-    assert completed_job_ids(storage) == {"a", "b"}
-    assert completed_job_ids(storage, kinds=["extract"]) == {"b"}
+    assert "a" in done and "b" in done
+    assert "c" not in done and "d" not in done and len(done) == 2
+    await write(storage, [rows.result("e")])
+    await done.refresh()  # only files written since the last refresh are read
+    assert "e" in done and len(done) == 3
     assert not storage.catalog_path.exists()  # the catalog file was not needed
 
 
