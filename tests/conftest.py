@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.broker import EmbeddedBroker
+from kafka_kit import NOT_RUN, KafkaKitBroker, kit_dir
 
 _names = itertools.count()
 
@@ -18,6 +19,24 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
     log = tmp_path_factory.mktemp("broker") / "tansu.log"
     with EmbeddedBroker(log_path=log) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def real_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaKitBroker]:
+    """A real Apache Kafka 3.1 broker for the session, or a skip that says the run was not done."""
+    kit = kit_dir()
+    if kit is None:
+        pytest.skip(NOT_RUN)
+    with KafkaKitBroker(kit, tmp_path_factory.mktemp("kafka")) as running:
+        yield running
+
+
+@pytest.fixture(params=["embedded", "kafka"])
+def each_broker(request: pytest.FixtureRequest) -> EmbeddedBroker | KafkaKitBroker:
+    """The broker a test must hold on: the embedded Tansu, then a real Kafka where the kit is named."""
+    name = "broker" if request.param == "embedded" else "real_kafka"
+    broker: EmbeddedBroker | KafkaKitBroker = request.getfixturevalue(name)
+    return broker
 
 
 @pytest.fixture
