@@ -152,7 +152,7 @@ class Pipeline:
 
     def _within_budget(self, model: ModelConfig, job: TaskJob, usd: float) -> bool:
         return self.budgets.would_fit(
-            CallScope(model.provider, model.name, job.kind, job.tenant), usd
+            CallScope(model.provider, model.name, job.kind, job.tenant, job.user), usd
         )
 
     async def process(self, record: InboundRecord) -> None:

@@ -31,6 +31,7 @@ class CallScope:
     model: str
     kind: str
     tenant: str
+    user: str | None = None
 
     def matches(self, budget: BudgetConfig) -> bool:
         if budget.scope == "global":
@@ -165,7 +166,7 @@ class Budgets:
 
     def status(self) -> list[str]:
         """Caps not already on a provider's status line (model, kind and tenant scopes)."""
-        unbound = self.lines(lambda b: b.scope in ("model", "kind", "tenant"))
+        unbound = self.lines(lambda b: b.scope in ("model", "kind", "tenant", "user"))
         return [f"budget {line}" for line in unbound]
 
     def for_provider(self, provider: str) -> str:

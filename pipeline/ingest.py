@@ -79,6 +79,7 @@ def document_jobs(doc: Document, config: Config) -> list[TaskJob]:
                 **template,
                 "id": f"{doc.id}#{name}" + (f"#{n}" if len(chunks) > 1 else ""),
                 "tenant": template.get("tenant", doc.tenant),
+                **{k: template.get(k, getattr(doc, k)) for k in ("user", "agent", "session")},
                 "input": chunk,
                 "metadata": metadata,
             }

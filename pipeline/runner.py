@@ -160,7 +160,7 @@ class JobRunner:
         last only as long as calls on the wire (None: a cap refused it, nothing was sent)."""
         model = candidate.model
         limiter = self.limits[model.provider]
-        scope = CallScope(model.provider, model.name, story.job.kind, story.job.tenant)
+        scope = CallScope(model.provider, model.name, story.job.kind, story.job.tenant, story.job.user)
         started = time.monotonic()
         try:
             async with limiter.slot(est_tokens + request.max_output_tokens) as permit:
@@ -269,6 +269,9 @@ class JobRunner:
                 route_reason=candidate.reason,
                 estimated_cost_usd=candidate.estimated_cost_usd,
                 error=error[:500],
+                user=job.user,
+                agent=job.agent,
+                session=job.session,
             )
         )
 
@@ -295,6 +298,9 @@ class JobRunner:
             escalations=len(story.models_tried) - 1,
             route_reason=candidate.reason,
             worker=self.worker_id,
+            user=job.user,
+            agent=job.agent,
+            session=job.session,
         )
 
 

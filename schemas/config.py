@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 JOB_KINDS: tuple[str, ...] = ("classify", "extract", "generate", "ingest")
 ProviderKind = Literal["openai", "anthropic", "gemini", "azure-openai"]
-BudgetScope = Literal["global", "provider", "model", "kind", "tenant"]
+BudgetScope = Literal["global", "provider", "model", "kind", "tenant", "user"]
 BudgetWindow = Literal["hour", "day", "month", "total"]
 
 
@@ -36,6 +36,26 @@ class StorageConfig(Section):
     data_dir: Path = Path("./data")
     flush_interval_s: float = Field(default=1.0, gt=0)
     flush_rows: int = Field(default=5000, ge=1)
+    # The compacted lake (sinks/compaction.py): workers fold closed flush files into it.
+    compact: bool = True
+    compact_interval_s: float = Field(default=60.0, gt=0)
+    compact_after_s: float = Field(default=60.0, ge=0)  # flush files younger than this wait
+    compact_grace_s: float = Field(default=60.0, ge=0)  # folded files stay readable this long
+    raw_retention_days: float | None = Field(default=None, gt=0)  # None: keep raw rows forever
+    # Lake catalog: "sqlite:<path>" (default <data_dir>/lake.sqlite) or "postgres:<libpq dsn>".
+    catalog: str | None = None
+    lake_url: str | None = None  # s3://bucket/prefix, set from an object-store `data_dir`
+    local_dir: Path = Path("./data")  # flush files and quarantine when data_dir is an object store
+    s3_endpoint: str | None = None  # e.g. http://127.0.0.1:9000 for an S3-compatible server
+
+    @model_validator(mode="before")
+    @classmethod
+    def _object_store_data_dir(cls, values: Any) -> Any:
+        if isinstance(values, dict) and str(values.get("data_dir", "")).startswith("s3://"):
+            values = dict(values)
+            values["lake_url"] = str(values["data_dir"]).rstrip("/")
+            values["data_dir"] = values.get("local_dir", "./data")
+        return values
 
     @property
     def catalog_path(self) -> Path:

@@ -42,6 +42,10 @@ class JobBase(BaseModel):
 
     id: str = Field(min_length=1, max_length=512)
     tenant: str = "default"
+    # Attribution below the tenant, carried to `results` and `usage` (and `usage_daily`).
+    user: str | None = None
+    agent: str | None = None
+    session: str | None = None
     input: str = ""
     prompt: str | None = None
     min_tier: int | None = Field(default=None, ge=1, le=3)
@@ -135,6 +139,9 @@ class Document(BaseModel):
     title: str | None = None
     source: str | None = None
     tenant: str = "default"
+    user: str | None = None
+    agent: str | None = None
+    session: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     tasks: list[dict[str, Any]] = Field(default_factory=list)
     replay_count: int = Field(default=0, ge=0)

@@ -38,6 +38,9 @@ class ResultRow(Row):
     escalations: int = 0  # models tried before the one that answered
     route_reason: str = ""
     worker: str = ""
+    user: str | None = None
+    agent: str | None = None
+    session: str | None = None
 
     arrow_schema = pa.schema(
         [
@@ -58,6 +61,9 @@ class ResultRow(Row):
             ("escalations", pa.int32()),
             ("route_reason", pa.string()),
             ("worker", pa.string()),
+            ("user", pa.string()),
+            ("agent", pa.string()),
+            ("session", pa.string()),
         ]
     )
 
@@ -84,6 +90,9 @@ class UsageRow(Row):
     route_reason: str = ""  # why this model was picked at this point
     estimated_cost_usd: float = 0.0
     error: str = ""
+    user: str | None = None
+    agent: str | None = None
+    session: str | None = None
 
     arrow_schema = pa.schema(
         [
@@ -107,6 +116,9 @@ class UsageRow(Row):
             ("route_reason", pa.string()),
             ("estimated_cost_usd", pa.float64()),
             ("error", pa.string()),
+            ("user", pa.string()),
+            ("agent", pa.string()),
+            ("session", pa.string()),
         ]
     )
 
