@@ -12,7 +12,7 @@ import glob
 import pyarrow.parquet as pq
 
 from schemas.config import StorageConfig
-from sinks import lake
+from sinks import lake, lakehouse
 
 
 class DoneJobs:
@@ -39,9 +39,14 @@ class DoneJobs:
         for path in sorted(glob.glob(lake.table_glob(self._storage.lake_dir, "results"))):
             if path in self._files_read:
                 continue
-            table = pq.read_table(path, columns=["job_id"])
+            try:
+                table = pq.read_table(path, columns=["job_id"])
+            except FileNotFoundError:
+                continue  # folded into the lake meanwhile: read below
             found.update(j for j in table.column("job_id").to_pylist() if j is not None)
             self._files_read.add(path)
+        # After the files: one folded between the listing and now is in the lake already.
+        found |= lakehouse.folded_job_ids(self._storage)
         return found
 
     async def refresh(self) -> None:

@@ -10,12 +10,12 @@ from typing import Any
 import duckdb
 
 from schemas.config import StorageConfig
-from schemas.rows import TABLE_ROWS
-from sinks import lake
+from schemas.rows import TABLE_ROWS, UsageRow
+from sinks import compaction, lake, lakehouse
 from sinks.errors import CatalogBusy, QueryError
 
 # Bump when the view definitions change shape, so existing catalogs are re-created.
-CATALOG_VERSION = 1
+CATALOG_VERSION = 2
 _META_VIEW = "_frugal_catalog"
 _LOCK_RETRIES = 8
 _LOCK_MAX_DELAY_S = 1.0
@@ -47,9 +47,19 @@ class QueryResult:
 # -- view definitions ---------------------------------------------------------------------
 
 
-def _scan(lake_dir: Path, table: str) -> str:
+def _flush_files(lake_dir: Path, table: str) -> str:
+    """Rows of flush files not yet folded into the lake (each file is in exactly one place)."""
     pattern = lake.table_glob(lake_dir, table).replace("'", "''")
-    return f"read_parquet('{pattern}', hive_partitioning = true, union_by_name = true)"
+    return (
+        f"SELECT * EXCLUDE (filename), filename AS _source FROM read_parquet('{pattern}', "
+        "hive_partitioning = true, union_by_name = true, filename = true) "
+        f"WHERE filename NOT IN (SELECT path FROM {lakehouse.ALIAS}.{lakehouse.FOLDED})"
+    )
+
+
+def _folded(table: str) -> str:
+    day = f"CAST({lakehouse.EVENT_TIME[table]} AS DATE) AS date"
+    return f"SELECT *, {day} FROM {lakehouse.ALIAS}.{lakehouse.log_table(table)}"
 
 
 def _spec_first(table: str) -> str:
@@ -58,38 +68,68 @@ def _spec_first(table: str) -> str:
 
 
 def view_statements(lake_dir: Path) -> list[str]:
-    """DDL of every view; paths are absolute because DuckDB resolves relative ones against CWD."""
+    """DDL of every view; paths are absolute because DuckDB resolves relative ones against CWD.
+
+    `_<table>_rows` is the union of the folded lake table and the unfolded flush files, with
+    `_source` (the flush file a row came from) to break ties deterministically.
+    """
     statements = [
-        f"CREATE OR REPLACE VIEW {table}_all AS SELECT {_spec_first(table)} "
-        f"FROM {_scan(lake_dir, table)}"
+        f"CREATE OR REPLACE VIEW _{table}_fresh AS {_flush_files(lake_dir, table)}"
         for table in TABLE_ROWS
     ]
     statements += [
-        # Latest wins; the file name only breaks exact ties, deterministically.
+        f"CREATE OR REPLACE VIEW _{table}_rows AS {_folded(table)} "
+        f"UNION ALL BY NAME SELECT * FROM _{table}_fresh"
+        for table in TABLE_ROWS
+    ]
+    statements += [
+        f"CREATE OR REPLACE VIEW {table}_all AS SELECT {_spec_first(table)} "
+        f"FROM (SELECT * EXCLUDE (_source) FROM _{table}_rows)"
+        for table in TABLE_ROWS
+    ]
+    statements += [
+        # Latest wins; the flush file name only breaks exact ties, deterministically.
         f"""CREATE OR REPLACE VIEW results AS
-        SELECT {_spec_first("results")} FROM {_scan(lake_dir, "results")}
+        SELECT {_spec_first("results")} FROM (SELECT * EXCLUDE (_source) FROM _results_rows
         QUALIFY row_number() OVER (
-            PARTITION BY job_id ORDER BY completed_at DESC NULLS LAST, filename DESC) = 1""",
+            PARTITION BY job_id ORDER BY completed_at DESC NULLS LAST, _source DESC) = 1)""",
         "CREATE OR REPLACE VIEW usage AS SELECT * FROM usage_all",
         # A job is dead while its latest dead-letter row says so (a `resolved` row written at
         # the same instant wins) and no result completed at or after it.
         f"""CREATE OR REPLACE VIEW dead_letters AS
         WITH latest AS (
-            SELECT * FROM {_scan(lake_dir, "dead_letters")}
+            SELECT * FROM _dead_letters_rows
             QUALIFY row_number() OVER (
                 PARTITION BY job_id
                 ORDER BY failed_at DESC NULLS LAST,
                          coalesce(status, 'dead') <> 'dead' DESC,
-                         filename DESC) = 1)
-        SELECT {_spec_first("dead_letters")} FROM latest AS d
+                         _source DESC) = 1)
+        SELECT {_spec_first("dead_letters")} FROM (SELECT * EXCLUDE (_source) FROM latest) AS d
         WHERE coalesce(d.status, 'dead') = 'dead'
           AND NOT EXISTS (
               SELECT 1 FROM results_all AS r
               WHERE r.job_id = d.job_id AND r.completed_at >= d.failed_at)""",
+        usage_daily_view(),
         f"CREATE OR REPLACE VIEW {_META_VIEW} AS "
         f"SELECT {CATALOG_VERSION} AS version, '{_sql_text(str(lake_dir))}' AS lake_dir",
     ]
     return statements
+
+
+def usage_daily_view() -> str:
+    """Sums folded into the lake plus sums over flush files not folded yet: always = usage."""
+    columns = set(UsageRow.arrow_schema.names)
+    keys = ", ".join(f'"{k}"' for k in lakehouse.DAILY_KEYS)
+    sums = ", ".join(
+        f"CAST(sum({s}) AS {'DOUBLE' if s == 'cost_usd' else 'BIGINT'}) AS {s}"
+        for s in lakehouse.DAILY_SUMS
+    )
+    parts = f"{lakehouse.ALIAS}.{lakehouse.DAILY_PARTS}"
+    fresh = compaction.daily_sums_over("_usage_fresh", columns)
+    return f"""CREATE OR REPLACE VIEW usage_daily AS
+        SELECT {keys}, {sums}
+        FROM (SELECT * FROM {parts} UNION ALL BY NAME {fresh})
+        GROUP BY ALL"""
 
 
 def _sql_text(value: str) -> str:
@@ -121,6 +161,8 @@ def ensure_catalog(storage: StorageConfig) -> None:
             _backoff(attempt)
             continue
         try:
+            lakehouse.attach(con, storage, read_only=False)
+            lakehouse.ensure_tables(con)
             con.execute("BEGIN TRANSACTION")
             for statement in statements:
                 con.execute(statement)
@@ -177,6 +219,7 @@ def query(storage: StorageConfig, sql: str) -> QueryResult:
             ensure_catalog(storage)
             con = _connect_read_only(storage.catalog_path)
         con.execute("SET TimeZone = 'UTC'")
+        lakehouse.attach(con, storage, read_only=True)
         cursor = con.execute(sql)
         if cursor.description is None:
             return QueryResult(columns=[], rows=[])
@@ -190,6 +233,9 @@ def query(storage: StorageConfig, sql: str) -> QueryResult:
 
 def _lake_ready(storage: StorageConfig, lake_dir: Path) -> bool:
     if not storage.catalog_path.exists():
+        return False
+    dsn = lakehouse.catalog_dsn(storage)
+    if dsn.startswith("sqlite:") and not Path(dsn.removeprefix("sqlite:")).exists():
         return False
     return all(lake.seed_path(lake_dir, table).exists() for table in TABLE_ROWS)
 

@@ -1,0 +1,209 @@
+"""Compaction: fold closed flush files into the DuckLake tables, merge, expire, apply retention.
+
+One transaction folds a set of flush files: their rows go into the lake tables, their usage into
+`usage_daily_parts`, and their paths into `folded_files`. Readers skip a flush file as soon as
+its path is in `folded_files` (same snapshot), so they see each row once, before and after. A
+folded file is deleted only `compact_grace_s` later, so a reader that listed it still finds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import glob
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from schemas.config import StorageConfig
+from schemas.rows import TABLE_ROWS
+from sinks import lake, lakehouse
+from sinks.errors import QueryError
+
+logger = logging.getLogger(__name__)
+L = lakehouse.ALIAS
+
+
+@dataclass
+class CompactionReport:
+    folded_files: dict[str, int] = field(default_factory=dict)  # table -> flush files folded
+    deleted_flush_files: int = 0
+    retention_cutoff: datetime | None = None
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        folded = ", ".join(f"{t} {n}" for t, n in self.folded_files.items() if n) or "nothing"
+        return (
+            f"compacted in {self.seconds:.2f}s: folded {folded}; "
+            f"{self.deleted_flush_files} flush files removed"
+        )
+
+
+def compact(
+    storage: StorageConfig, min_age_s: float | None = None, grace_s: float | None = None
+) -> CompactionReport:
+    """One compaction pass; safe beside running workers and readers (one pass at a time)."""
+    started = time.monotonic()
+    min_age = storage.compact_after_s if min_age_s is None else min_age_s
+    grace = storage.compact_grace_s if grace_s is None else grace_s
+    report = CompactionReport()
+    with _compaction_lock(storage):
+        con = lakehouse.connect(storage)
+        try:
+            lakehouse.ensure_tables(con)
+            report.folded_files = fold_flush_files(con, storage, min_age)
+            report.retention_cutoff = apply_retention(con, storage)
+            merge_and_clean(con, grace)
+            report.deleted_flush_files = delete_folded_files(con, grace)
+        except duckdb.Error as exc:
+            raise QueryError(f"compaction failed: {lakehouse._scrub(exc, storage)}") from exc
+        finally:
+            con.close()
+    report.seconds = time.monotonic() - started
+    return report
+
+
+@contextlib.contextmanager
+def _compaction_lock(storage: StorageConfig) -> Iterator[None]:
+    """Flush files are local to a machine, so one local lock keeps two passes from folding twice."""
+    storage.data_dir.mkdir(parents=True, exist_ok=True)
+    with open(storage.data_dir / ".compact.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def closed_flush_files(storage: StorageConfig, table: str, min_age_s: float) -> list[str]:
+    """Flush files of a table at least `min_age_s` old (seeds excluded), oldest name first."""
+    newest = time.time() - min_age_s
+    seed = str(lake.seed_path(storage.lake_dir.resolve(), table))
+    found = []
+    for path in sorted(glob.glob(lake.table_glob(storage.lake_dir, table))):
+        if path == seed:
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_mtime <= newest:
+                found.append(path)
+    return found
+
+
+def fold_flush_files(
+    con: duckdb.DuckDBPyConnection, storage: StorageConfig, min_age_s: float
+) -> dict[str, int]:
+    """Move the rows of closed flush files into the lake, all tables in one transaction."""
+    folded = {r[0] for r in con.execute(f"SELECT path FROM {L}.{lakehouse.FOLDED}").fetchall()}
+    batches = {
+        table: [p for p in closed_flush_files(storage, table, min_age_s) if p not in folded]
+        for table in TABLE_ROWS
+    }
+    if not any(batches.values()):
+        return {table: 0 for table in TABLE_ROWS}
+    sources = {t: _source_sql(storage, t, files) for t, files in batches.items() if files}
+    for table, source in sources.items():
+        lakehouse.add_missing_columns(con, table, source)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table, source in sources.items():
+            con.execute(f"INSERT INTO {L}.{lakehouse.log_table(table)} BY NAME {source}")
+        if "usage" in sources:
+            con.execute(f"INSERT INTO {L}.{lakehouse.DAILY_PARTS} BY NAME "
+                        f"{daily_sums_sql(con, sources['usage'])}")  # fmt: skip
+        paths = [p for files in batches.values() for p in files]
+        con.execute(
+            f"INSERT INTO {L}.{lakehouse.FOLDED} SELECT unnest($paths), now()", {"paths": paths}
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        raise
+    return {table: len(files) for table, files in batches.items()}
+
+
+def _source_sql(storage: StorageConfig, table: str, files: list[str]) -> str:
+    """The flush files' rows; the (empty) seed file makes every current column present."""
+    seed = str(lake.seed_path(storage.lake_dir.resolve(), table))
+    paths = ", ".join(f"'{lakehouse._sql_text(p)}'" for p in [seed, *files])
+    return (
+        f"SELECT * EXCLUDE (filename), filename AS _source "
+        f"FROM read_parquet([{paths}], union_by_name = true, filename = true)"
+    )
+
+
+def mode_expression(columns: set[str]) -> str:
+    """Usage rows without a `mode` (written before batch APIs) are synchronous calls."""
+    return "coalesce(mode, 'sync')" if "mode" in columns else "'sync'"
+
+
+def daily_sums_sql(con: duckdb.DuckDBPyConnection, usage_source: str) -> str:
+    columns = {r[0] for r in con.execute(f"DESCRIBE {usage_source}").fetchall()}
+    return daily_sums_over(f"({usage_source})", columns)
+
+
+def daily_sums_over(relation: str, columns: set[str]) -> str:
+    """`usage_daily` sums over a relation of usage rows, grouped by its keys."""
+    sums = ", ".join(
+        "count(*) AS calls" if s == "calls" else f"sum({s}) AS {s}" for s in lakehouse.DAILY_SUMS
+    )
+    return (
+        f'SELECT CAST(ts AS DATE) AS day, tenant, "user", agent, kind, provider, model, '
+        f"{mode_expression(columns)} AS mode, {sums} FROM {relation} AS u GROUP BY ALL"
+    )
+
+
+def apply_retention(con: duckdb.DuckDBPyConnection, storage: StorageConfig) -> datetime | None:
+    """Drop raw usage and results rows past retention; only folded rows (in the daily sums)."""
+    if storage.raw_retention_days is None:
+        return None
+    cutoff = datetime.now(UTC) - timedelta(days=storage.raw_retention_days)
+    con.execute("BEGIN TRANSACTION")
+    con.execute(f"DELETE FROM {L}.{lakehouse.log_table('usage')} WHERE ts < $c", {"c": cutoff})
+    con.execute(
+        f"DELETE FROM {L}.{lakehouse.log_table('results')} WHERE completed_at < $c", {"c": cutoff}
+    )
+    con.execute("COMMIT")
+    return cutoff
+
+
+def merge_and_clean(con: duckdb.DuckDBPyConnection, grace_s: float) -> None:
+    """Merge small lake files per partition; files replaced stay for readers for `grace_s`."""
+    con.execute(f"CALL ducklake_merge_adjacent_files('{L}')")
+    older = f"now() - INTERVAL {float(grace_s)} SECOND"
+    con.execute(f"CALL ducklake_expire_snapshots('{L}', older_than => {older})")
+    con.execute(f"CALL ducklake_cleanup_old_files('{L}', older_than => {older})")
+
+
+def delete_folded_files(con: duckdb.DuckDBPyConnection, grace_s: float) -> int:
+    """Remove flush files folded more than `grace_s` ago; forget a path `grace_s` after that.
+
+    A reader that listed a file before it was removed may still look its path up in
+    `folded_files` (to skip it) for as long as the grace lasts.
+    """
+    older = f"now() - INTERVAL {float(grace_s)} SECOND"
+    paths = [
+        r[0]
+        for r in con.execute(
+            f"SELECT path FROM {L}.{lakehouse.FOLDED} "
+            f"WHERE removed_at IS NULL AND folded_at <= {older}"
+        ).fetchall()
+    ]
+    for path in paths:
+        Path(path).unlink(missing_ok=True)
+    con.execute("BEGIN TRANSACTION")
+    con.execute(f"DELETE FROM {L}.{lakehouse.FOLDED} WHERE removed_at <= {older}")
+    if paths:
+        con.execute(
+            f"UPDATE {L}.{lakehouse.FOLDED} SET removed_at = now() "
+            f"WHERE path IN (SELECT unnest($p))",
+            {"p": paths},
+        )
+    con.execute("COMMIT")
+    return len(paths)

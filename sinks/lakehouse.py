@@ -1,0 +1,190 @@
+"""The compacted lake: a DuckLake (catalog in SQLite or PostgreSQL, data as Parquet) and its DDL.
+
+Workers flush small Parquet files (sinks/parquet.py); compaction (sinks/compaction.py) folds
+closed ones into the DuckLake tables below in one transaction. Readers see the union of both,
+each flush file exactly once (sinks/catalog.py).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import duckdb
+import pyarrow as pa
+
+from schemas.config import StorageConfig
+from schemas.rows import TABLE_ROWS
+from sinks.errors import QueryError
+
+ALIAS = "lake"
+FOLDED = "folded_files"  # flush files already folded in: path, folded_at, removed_at
+DAILY_PARTS = "usage_daily_parts"  # partial sums, one row per group and fold
+ATTRIBUTION = ("tenant", "user", "agent")
+DAILY_KEYS = ("day", *ATTRIBUTION, "kind", "provider", "model", "mode")
+DAILY_SUMS = (
+    "calls", "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
+    "reasoning_tokens", "cost_usd",
+)  # fmt: skip
+# The event time that decides a row's day partition, per table.
+EVENT_TIME = {"results": "completed_at", "usage": "ts", "dead_letters": "failed_at"}
+_EXTENSIONS = {"ducklake": "ducklake", "sqlite_scanner": "sqlite_scanner"}
+
+
+def log_table(table: str) -> str:
+    """The DuckLake table holding a table's folded rows."""
+    return f"{table}_log"
+
+
+def catalog_dsn(storage: StorageConfig) -> str:
+    """`sqlite:<path>` (default, next to the flush files) or the configured catalog."""
+    if storage.catalog:
+        return storage.catalog
+    return f"sqlite:{(storage.data_dir / 'lake.sqlite').resolve()}"
+
+
+def data_path(storage: StorageConfig) -> str:
+    if storage.lake_url:
+        return storage.lake_url + "/"
+    return str((storage.data_dir / "compacted").resolve()) + "/"
+
+
+def _extension_file(name: str) -> Path:
+    """The extension shipped in its PyPI wheel (the extension repository is not needed)."""
+    spec = importlib.util.find_spec(f"duckdb_extension_{name}")
+    if spec is None or spec.origin is None:
+        raise QueryError(f"DuckDB extension {name} is missing: pip install duckdb-extension-{name}")
+    version = f"v{duckdb.__version__}"
+    return Path(spec.origin).parent / "extensions" / version / f"{name}.duckdb_extension"
+
+
+def load_extensions(con: duckdb.DuckDBPyConnection, storage: StorageConfig) -> None:
+    names = ["ducklake"]
+    dsn = catalog_dsn(storage)
+    names.append("postgres_scanner" if dsn.startswith("postgres:") else "sqlite_scanner")
+    if storage.lake_url:
+        names.append("httpfs")
+    for name in names:
+        con.execute(f"LOAD '{_sql_text(str(_extension_file(name)))}'")
+
+
+def s3_secret_sql(storage: StorageConfig) -> str | None:
+    """A temporary S3 secret from the standard AWS_* variables and `[storage] s3_endpoint`."""
+    if not storage.lake_url:
+        return None
+    parts = ["TYPE s3", "URL_STYLE 'path'"]
+    for env, key in (
+        ("AWS_ACCESS_KEY_ID", "KEY_ID"),
+        ("AWS_SECRET_ACCESS_KEY", "SECRET"),
+        ("AWS_SESSION_TOKEN", "SESSION_TOKEN"),
+        ("AWS_REGION", "REGION"),
+    ):
+        value = os.environ.get(env) or (os.environ.get("AWS_DEFAULT_REGION") if key == "REGION" else None)
+        if value:
+            parts.append(f"{key} '{_sql_text(value)}'")
+    if storage.s3_endpoint:
+        endpoint = urlsplit(storage.s3_endpoint)
+        parts.append(f"ENDPOINT '{_sql_text(endpoint.netloc or endpoint.path)}'")
+        parts.append(f"USE_SSL {'true' if endpoint.scheme == 'https' else 'false'}")
+    return f"CREATE OR REPLACE TEMPORARY SECRET frugal_s3 ({', '.join(parts)})"
+
+
+def connect(storage: StorageConfig, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the lake attached as `lake` (UTC session time zone)."""
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        attach(con, storage, read_only)
+    except duckdb.Error as exc:
+        con.close()
+        raise QueryError(f"cannot open the lake catalog: {_scrub(exc, storage)}") from exc
+    return con
+
+
+def attach(con: duckdb.DuckDBPyConnection, storage: StorageConfig, read_only: bool) -> None:
+    load_extensions(con, storage)
+    secret = s3_secret_sql(storage)
+    if secret:
+        con.execute(secret)
+    options = [
+        f"DATA_PATH '{_sql_text(data_path(storage))}'",
+        "OVERRIDE_DATA_PATH true",  # a moved data_dir keeps working
+        "DATA_INLINING_ROW_LIMIT 0",
+    ]
+    if read_only:
+        options = ["READ_ONLY", *options[:2]]
+    dsn = _sql_text(catalog_dsn(storage))
+    con.execute(f"ATTACH IF NOT EXISTS 'ducklake:{dsn}' AS {ALIAS} ({', '.join(options)})")
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the lake tables (idempotent), partitioned by kind and event day."""
+    for table, row_type in TABLE_ROWS.items():
+        columns = [*_columns_sql(row_type.arrow_schema), "_source VARCHAR"]
+        name = f"{ALIAS}.{log_table(table)}"
+        con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(columns)})")
+        when = EVENT_TIME[table]
+        con.execute(
+            f"ALTER TABLE {name} SET PARTITIONED BY (kind, year({when}), month({when}), day({when}))"
+        )
+    keys = [f'"{k}" {"DATE" if k == "day" else "VARCHAR"}' for k in DAILY_KEYS]
+    sums = [f'"{s}" {"DOUBLE" if s == "cost_usd" else "BIGINT"}' for s in DAILY_SUMS]
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {ALIAS}.{DAILY_PARTS} ({', '.join([*keys, *sums])})"
+    )
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {ALIAS}.{FOLDED} "
+        "(path VARCHAR, folded_at TIMESTAMPTZ, removed_at TIMESTAMPTZ)"
+    )
+
+
+def folded_job_ids(storage: StorageConfig) -> set[str]:
+    """Job ids of every result folded into the lake (empty when there is no lake yet)."""
+    dsn = catalog_dsn(storage)
+    if dsn.startswith("sqlite:") and not Path(dsn.removeprefix("sqlite:")).exists():
+        return set()
+    con = connect(storage, read_only=True)
+    try:
+        rows = con.execute(f"SELECT DISTINCT job_id FROM {ALIAS}.{log_table('results')}")
+        return {r[0] for r in rows.fetchall() if r[0] is not None}
+    except duckdb.Error:
+        return set()  # no results table yet
+    finally:
+        con.close()
+
+
+def add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, source_sql: str) -> None:
+    """Columns other features add to a row type flow into the lake table without a migration."""
+    have = {
+        r[0] for r in con.execute(f"DESCRIBE {ALIAS}.{log_table(table)}").fetchall()
+    }
+    for name, type_name, *_ in con.execute(f"DESCRIBE {source_sql}").fetchall():
+        if name not in have:
+            con.execute(
+                f'ALTER TABLE {ALIAS}.{log_table(table)} ADD COLUMN "{name}" {type_name}'
+            )
+
+
+def _columns_sql(schema: pa.Schema) -> list[str]:
+    con = duckdb.connect()
+    try:
+        con.register("empty", schema.empty_table())
+        return [f'"{r[0]}" {r[1]}' for r in con.execute("DESCRIBE SELECT * FROM empty").fetchall()]
+    finally:
+        con.close()
+
+
+def _scrub(exc: BaseException, storage: StorageConfig) -> str:
+    """One line, with any credential the catalog DSN or AWS variables carry masked."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    secrets = [os.environ.get("AWS_SECRET_ACCESS_KEY"), os.environ.get("PGPASSWORD")]
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _sql_text(value: str) -> str:
+    return value.replace("'", "''")
