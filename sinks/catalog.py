@@ -168,6 +168,10 @@ def ensure_catalog(storage: StorageConfig) -> None:
                 con.execute(statement)
             con.execute("COMMIT")
         except duckdb.Error as exc:
+            if _is_lock_conflict(exc) and attempt < _LOCK_RETRIES - 1:
+                con.close()
+                _backoff(attempt)
+                continue
             raise QueryError(f"cannot create catalog views: {one_line(exc)}") from exc
         finally:
             con.close()
@@ -194,6 +198,11 @@ def _views_match(con: duckdb.DuckDBPyConnection, lake_dir: Path) -> bool:
     return row == (CATALOG_VERSION, str(lake_dir))
 
 
+def _is_removed_flush_file(exc: duckdb.Error, storage: StorageConfig) -> bool:
+    message = str(exc)
+    return "No such file" in message and str(storage.lake_dir.resolve()) in message
+
+
 def _is_lock_conflict(exc: duckdb.Error) -> bool:
     # Another process holds the file lock, or this process has it open in the other mode.
     message = str(exc).lower()
@@ -208,7 +217,24 @@ def _backoff(attempt: int) -> None:
 
 
 def query(storage: StorageConfig, sql: str) -> QueryResult:
-    """Run SQL on a read-only connection to the catalog, so any number of readers can run."""
+    """Run SQL on a read-only connection to the catalog, so any number of readers can run.
+
+    A lake catalog busy with a commit (SQLite's lock) is retried with backoff, and so is a
+    query that listed a flush file which compaction removed before the query opened it (its
+    rows are in the lake by then, so the next run sees them there).
+    """
+    for attempt in range(_LOCK_RETRIES):
+        try:
+            return _query_once(storage, sql)
+        except duckdb.Error as exc:
+            retry = _is_lock_conflict(exc) or _is_removed_flush_file(exc, storage)
+            if not retry or attempt == _LOCK_RETRIES - 1:
+                raise QueryError(one_line(exc)) from exc
+            _backoff(attempt)
+    raise CatalogBusy("the lake catalog stayed busy; try again")  # pragma: no cover
+
+
+def _query_once(storage: StorageConfig, sql: str) -> QueryResult:
     lake_dir = storage.lake_dir.resolve()
     if not _lake_ready(storage, lake_dir):
         ensure_catalog(storage)
@@ -225,8 +251,6 @@ def query(storage: StorageConfig, sql: str) -> QueryResult:
             return QueryResult(columns=[], rows=[])
         columns = [column[0] for column in cursor.description]
         return QueryResult(columns=columns, rows=cursor.fetchall())
-    except duckdb.Error as exc:
-        raise QueryError(one_line(exc)) from exc
     finally:
         con.close()
 

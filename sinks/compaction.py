@@ -48,24 +48,42 @@ class CompactionReport:
 def compact(
     storage: StorageConfig, min_age_s: float | None = None, grace_s: float | None = None
 ) -> CompactionReport:
-    """One compaction pass; safe beside running workers and readers (one pass at a time)."""
+    """One compaction pass; safe beside running workers and readers (one pass at a time).
+
+    Each step is its own transaction, so a pass that meets a busy catalog is simply re-run.
+    """
     started = time.monotonic()
     min_age = storage.compact_after_s if min_age_s is None else min_age_s
     grace = storage.compact_grace_s if grace_s is None else grace_s
-    report = CompactionReport()
+    lake.ensure_seeds(storage.lake_dir.resolve())
     with _compaction_lock(storage):
-        con = lakehouse.connect(storage)
-        try:
-            lakehouse.ensure_tables(con)
-            report.folded_files = fold_flush_files(con, storage, min_age)
-            report.retention_cutoff = apply_retention(con, storage)
-            merge_and_clean(con, grace)
-            report.deleted_flush_files = delete_folded_files(con, grace)
-        except duckdb.Error as exc:
-            raise QueryError(f"compaction failed: {lakehouse._scrub(exc, storage)}") from exc
-        finally:
-            con.close()
+        for attempt in range(_BUSY_RETRIES):
+            try:
+                report = _one_pass(storage, min_age, grace)
+                break
+            except duckdb.Error as exc:
+                if "locked" not in str(exc) or attempt == _BUSY_RETRIES - 1:
+                    message = lakehouse._scrub(exc, storage)
+                    raise QueryError(f"compaction failed: {message}") from exc
+                time.sleep(min(1.0, 0.05 * 2**attempt))
     report.seconds = time.monotonic() - started
+    return report
+
+
+_BUSY_RETRIES = 10
+
+
+def _one_pass(storage: StorageConfig, min_age: float, grace: float) -> CompactionReport:
+    report = CompactionReport()
+    con = lakehouse.connect(storage)
+    try:
+        lakehouse.ensure_tables(con)
+        report.folded_files = fold_flush_files(con, storage, min_age)
+        report.retention_cutoff = apply_retention(con, storage)
+        merge_and_clean(con, grace)
+        report.deleted_flush_files = delete_folded_files(con, grace)
+    finally:
+        con.close()
     return report
 
 
@@ -118,7 +136,7 @@ def fold_flush_files(
                         f"{daily_sums_sql(con, sources['usage'])}")  # fmt: skip
         paths = [p for files in batches.values() for p in files]
         con.execute(
-            f"INSERT INTO {L}.{lakehouse.FOLDED} SELECT unnest($paths), now()", {"paths": paths}
+            f"INSERT INTO {L}.{lakehouse.FOLDED} SELECT unnest($paths), now(), NULL", {"paths": paths}
         )
         con.execute("COMMIT")
     except BaseException:
@@ -134,7 +152,7 @@ def _source_sql(storage: StorageConfig, table: str, files: list[str]) -> str:
     paths = ", ".join(f"'{lakehouse._sql_text(p)}'" for p in [seed, *files])
     return (
         f"SELECT * EXCLUDE (filename), filename AS _source "
-        f"FROM read_parquet([{paths}], union_by_name = true, filename = true)"
+        f"FROM read_parquet([{paths}], hive_partitioning = false, union_by_name = true, filename = true)"
     )
 
 
@@ -176,7 +194,7 @@ def apply_retention(con: duckdb.DuckDBPyConnection, storage: StorageConfig) -> d
 def merge_and_clean(con: duckdb.DuckDBPyConnection, grace_s: float) -> None:
     """Merge small lake files per partition; files replaced stay for readers for `grace_s`."""
     con.execute(f"CALL ducklake_merge_adjacent_files('{L}')")
-    older = f"now() - INTERVAL {float(grace_s)} SECOND"
+    older = f"now() - to_microseconds({int(grace_s * 1e6)})"
     con.execute(f"CALL ducklake_expire_snapshots('{L}', older_than => {older})")
     con.execute(f"CALL ducklake_cleanup_old_files('{L}', older_than => {older})")
 
@@ -187,7 +205,7 @@ def delete_folded_files(con: duckdb.DuckDBPyConnection, grace_s: float) -> int:
     A reader that listed a file before it was removed may still look its path up in
     `folded_files` (to skip it) for as long as the grace lasts.
     """
-    older = f"now() - INTERVAL {float(grace_s)} SECOND"
+    older = f"now() - to_microseconds({int(grace_s * 1e6)})"
     paths = [
         r[0]
         for r in con.execute(

@@ -7,8 +7,10 @@ each flush file exactly once (sinks/catalog.py).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import sqlite3
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -103,7 +105,20 @@ def connect(storage: StorageConfig, read_only: bool = False) -> duckdb.DuckDBPyC
     return con
 
 
+def _prepare_sqlite_catalog(dsn: str) -> None:
+    """A new SQLite catalog starts in WAL mode: readers then never wait for a compaction."""
+    path = Path(dsn.removeprefix("sqlite:"))
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("PRAGMA journal_mode=WAL")
+
+
 def attach(con: duckdb.DuckDBPyConnection, storage: StorageConfig, read_only: bool) -> None:
+    dsn = catalog_dsn(storage)
+    if dsn.startswith("sqlite:") and not read_only:
+        _prepare_sqlite_catalog(dsn)
     load_extensions(con, storage)
     secret = s3_secret_sql(storage)
     if secret:
@@ -115,8 +130,9 @@ def attach(con: duckdb.DuckDBPyConnection, storage: StorageConfig, read_only: bo
     ]
     if read_only:
         options = ["READ_ONLY", *options[:2]]
-    dsn = _sql_text(catalog_dsn(storage))
-    con.execute(f"ATTACH IF NOT EXISTS 'ducklake:{dsn}' AS {ALIAS} ({', '.join(options)})")
+    con.execute(
+        f"ATTACH IF NOT EXISTS 'ducklake:{_sql_text(dsn)}' AS {ALIAS} ({', '.join(options)})"
+    )
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:

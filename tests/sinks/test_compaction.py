@@ -1,0 +1,185 @@
+"""Compaction: closed flush files fold into the DuckLake tables; readers see each row once."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from rowkit import Rows
+
+from schemas.config import StorageConfig
+from schemas.rows import Row
+from sinks.catalog import query
+from sinks.compaction import compact
+from sinks.parquet import ParquetSink
+
+KINDS = ("classify", "extract")
+PEOPLE = [("acme", "ann", "triage"), ("acme", "bob", "triage"), ("globex", "cy", "summarizer")]
+
+
+def flush_rows(rows: Rows, n: int, per_flush: int = 5) -> list[Row]:
+    """One flush's rows: results, two calls each (the first failed), a dead letter every 4th."""
+    out: list[Row] = []
+    for i in range(per_flush):
+        job = f"job-{n:05d}-{i}"
+        kind = KINDS[i % 2]
+        tenant, user, agent = PEOPLE[(n + i) % 3]
+        who = {"kind": kind, "tenant": tenant, "user": user, "agent": agent, "session": f"s{n % 7}"}
+        day = timedelta(days=(n + i) % 2)  # two day partitions
+        out += [
+            rows.result(job, at=day, **who),
+            rows.usage(job, 1, outcome="server_error", ts=rows.t0 + day, **who),
+            rows.usage(job, 2, ts=rows.t0 + day, cost_usd=0.0002, input_tokens=7 + i, **who),
+        ]
+        if i == 0 and n % 4 == 0:
+            out.append(rows.dead(f"dead-{n:05d}", at=day, **{k: who[k] for k in ("kind", "tenant")}))
+    return out
+
+
+async def write_flushes(storage: StorageConfig, rows: Rows, start: int, count: int) -> None:
+    sink = ParquetSink(storage, "w1")
+    for n in range(start, start + count):
+        sink.add(flush_rows(rows, n))
+        await sink.flush()
+
+
+def snapshot(storage: StorageConfig) -> dict[str, list[tuple[object, ...]]]:
+    return {
+        view: sorted(query(storage, f"SELECT * FROM {view}").rows, key=repr)
+        for view in ("results", "usage", "dead_letters", "results_all", "dead_letters_all")
+    }
+
+
+def files_per_directory(root: Path) -> Counter[Path]:
+    return Counter(p.parent for p in root.rglob("*.parquet") if p.name != "seed.parquet")
+
+
+async def test_compaction_keeps_every_row_and_leaves_few_files_per_partition(
+    storage: StorageConfig, rows: Rows
+) -> None:
+    await write_flushes(storage, rows, 0, 120)
+    assert max(files_per_directory(storage.lake_dir).values()) >= 60
+    before = snapshot(storage)
+
+    await asyncio.to_thread(compact, storage, 0.0, 0.0)
+    await write_flushes(storage, rows, 120, 30)  # more flushes, a second pass merges them in
+    before_second = snapshot(storage)
+    await asyncio.to_thread(compact, storage, 0.0, 0.0)
+
+    assert snapshot(storage) == before_second
+    assert {k: [r for r in v if r in before_second[k]] for k, v in before.items()} == before
+    assert files_per_directory(storage.lake_dir) == Counter()  # every flush file folded
+    lake_files = files_per_directory(storage.data_dir / "compacted")
+    assert lake_files and max(lake_files.values()) <= 5, lake_files
+
+
+async def test_a_query_loop_during_compaction_never_sees_a_drop_or_a_duplicate(
+    storage: StorageConfig, rows: Rows
+) -> None:
+    await write_flushes(storage, rows, 0, 60)
+    seen: list[tuple[int, int]] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def read_loop() -> None:
+        while not stop.is_set():
+            try:
+                (row,) = query(
+                    storage, "SELECT count(*), count(DISTINCT job_id) FROM results_all"
+                ).rows
+            except Exception as exc:
+                errors.append(exc)
+                return
+            seen.append((int(row[0]), int(row[1])))
+
+    reader = threading.Thread(target=read_loop)
+    reader.start()
+    try:
+        for start in range(60, 120, 20):  # workers keep writing while passes run
+            writing = asyncio.create_task(write_flushes(storage, rows, start, 20))
+            await asyncio.to_thread(compact, storage, 0.0, 2.0)
+            await writing
+    finally:
+        stop.set()
+        await asyncio.to_thread(reader.join)
+    await asyncio.to_thread(compact, storage, 0.0, 0.0)
+
+    assert errors == []
+    assert len(seen) > 5
+    assert all(total == distinct for total, distinct in seen), "a job id was seen twice"
+    counts = [total for total, _ in seen]
+    assert all(b >= a for a, b in zip(counts, counts[1:], strict=False)), "a count dropped"
+    assert scalar(storage, "SELECT count(*) FROM results") == 120 * 5
+
+
+def scalar(storage: StorageConfig, sql: str) -> object:
+    (row,) = query(storage, sql).rows
+    return row[0]
+
+
+SUMS_BY_GROUP = """
+    SELECT CAST(ts AS DATE) AS day, tenant, "user", agent, kind, provider, model,
+           count(*) AS calls, sum(input_tokens), sum(cached_input_tokens),
+           sum(cache_write_tokens), sum(output_tokens), sum(reasoning_tokens),
+           round(sum(cost_usd), 9)
+    FROM usage GROUP BY ALL ORDER BY ALL"""
+DAILY = """
+    SELECT day, tenant, "user", agent, kind, provider, model, calls, input_tokens,
+           cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
+           round(cost_usd, 9)
+    FROM usage_daily ORDER BY ALL"""
+
+
+async def test_usage_daily_equals_the_sums_over_usage_before_during_and_after_compaction(
+    storage: StorageConfig, rows: Rows
+) -> None:
+    await write_flushes(storage, rows, 0, 30)
+    assert query(storage, DAILY).rows == query(storage, SUMS_BY_GROUP).rows
+
+    await asyncio.to_thread(compact, storage, 0.0, 0.0)
+    await write_flushes(storage, rows, 30, 10)  # half folded, half fresh
+
+    daily = query(storage, DAILY).rows
+    assert daily == query(storage, SUMS_BY_GROUP).rows
+    assert {(r[1], r[2], r[3]) for r in daily} == set(PEOPLE)
+    assert scalar(storage, "SELECT DISTINCT mode FROM usage_daily") == "sync"
+
+
+async def test_retention_drops_old_raw_rows_that_usage_daily_still_counts(
+    tmp_path: Path, rows: Rows
+) -> None:
+    storage = StorageConfig(data_dir=tmp_path / "data", raw_retention_days=30)
+    now = datetime.now(UTC).replace(microsecond=0)
+    old, recent = now - timedelta(days=40), now - timedelta(days=1)
+    sink = ParquetSink(storage, "w1")
+    sink.add([rows.usage("old", ts=old), rows.result("old", completed_at=old)])
+    sink.add([rows.usage("new", ts=recent), rows.result("new", completed_at=recent)])
+    sink.add([rows.dead("still-dead", failed_at=old)])
+    await sink.flush()
+    daily_before = query(storage, DAILY).rows
+
+    await asyncio.to_thread(compact, storage, 0.0, 0.0)
+
+    assert query(storage, "SELECT job_id FROM usage").rows == [("new",)]
+    assert query(storage, "SELECT job_id FROM results").rows == [("new",)]
+    assert query(storage, DAILY).rows == daily_before
+    assert scalar(storage, "SELECT sum(calls) FROM usage_daily WHERE day = $d".replace(
+        "$d", f"DATE '{old.date()}'")) == 1
+    assert query(storage, "SELECT job_id FROM dead_letters").rows == [("still-dead",)]
+
+
+@pytest.mark.parametrize("column", ["user", "agent", "session"])
+async def test_attribution_reaches_results_and_usage(
+    storage: StorageConfig, rows: Rows, column: str
+) -> None:
+    await write_flushes(storage, rows, 0, 3)
+    await asyncio.to_thread(compact, storage, 0.0, 0.0)
+    await write_flushes(storage, rows, 3, 3)
+
+    for table in ("results", "usage"):
+        nulls = scalar(storage, f'SELECT count(*) FILTER (WHERE "{column}" IS NULL) FROM {table}')
+        assert nulls == 0
