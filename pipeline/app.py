@@ -18,6 +18,7 @@ from pipeline.budgets import Budgets, CallScope
 from pipeline.dead_letters import RecordOrigin, scrub
 from pipeline.done import DoneJobs
 from pipeline.ingest import document_jobs
+from pipeline.lake_upkeep import compact_once, compact_periodically
 from pipeline.limits import Limits
 from pipeline.producer import Producer
 from pipeline.routing import Router
@@ -124,6 +125,9 @@ class Pipeline:
             asyncio.create_task(self.sink.run(self._stop), name="sink"),
             asyncio.create_task(self._report_status(), name="status"),
         ]
+        if self.config.storage.compact:
+            upkeep = compact_periodically(self.config.storage, self._stop)
+            self._tasks.append(asyncio.create_task(upkeep, name="compact"))
 
     async def stop(self) -> None:
         """Flush what is buffered (running its acks), then close connections."""
@@ -134,6 +138,8 @@ class Pipeline:
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.sink.flush()
+        if self.config.storage.lake_url:  # a shared lake: hand every row over before leaving
+            await compact_once(self.config.storage, min_age_s=0.0)
         await self.producer.stop()
         if self.spend is not None:
             await self.spend.stop()

@@ -88,9 +88,20 @@ def cmd_sql(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_report(args: argparse.Namespace, config: Config) -> int:
-    from pipeline.report import render_report
+    from pipeline.report import render_report, render_spend_by
 
-    render_report(config)
+    if args.by:
+        render_spend_by(config, args.by)
+    else:
+        render_report(config)
+    return 0
+
+
+def cmd_compact(args: argparse.Namespace, config: Config) -> int:
+    from sinks.compaction import compact
+
+    min_age = 0.0 if args.all else None
+    print(compact(config.storage, min_age_s=min_age).line())
     return 0
 
 
@@ -158,7 +169,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("sql", cmd_sql, "run SQL on the DuckDB catalog")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("query")
-    add("report", cmd_report, "cost and volume summary")
+    p = add("report", cmd_report, "cost and volume summary")
+    p.add_argument(
+        "--by",
+        choices=("tenant", "user", "agent", "session", "kind", "provider", "model", "mode", "day"),
+        help="spend and tokens grouped by one attribution level",
+    )
+    p = add("compact", cmd_compact, "fold flush files into the lake, merge, apply retention")
+    p.add_argument("--all", action="store_true", help="also fold files younger than compact_after_s")
     p = add("call", cmd_call, "one request through one provider, no routing")
     p.add_argument("--provider", required=True)
     p.add_argument("--model", required=True)

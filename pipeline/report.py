@@ -141,6 +141,24 @@ def summary(s: Saving) -> str:
     )
 
 
+def spend_by_sql(level: str) -> str:
+    """Spend per attribution level: from `usage_daily`, except `session` (raw `usage` only)."""
+    source = "usage" if level == "session" else "usage_daily"
+    calls = "count(*)" if source == "usage" else "sum(calls)"
+    column = "CAST(ts AS DATE)" if (level == "day" and source == "usage") else f'"{level}"'
+    return f"""
+        SELECT {column} AS {level}, {calls} AS calls,
+               {count("sum(input_tokens)")} AS input, {count("sum(output_tokens)")} AS output,
+               {usd("sum(cost_usd)")} AS usd
+        FROM {source} GROUP BY ALL ORDER BY sum(cost_usd) DESC, 1"""
+
+
+def render_spend_by(config: Config, level: str, console: Console | None = None) -> None:
+    (console or Console()).print(
+        _table(f"Spend by {level}", query(config.storage, spend_by_sql(level)))
+    )
+
+
 def render_report(config: Config, console: Console | None = None) -> None:
     console = console or Console()
     parts: list[Table | str] = [

@@ -136,7 +136,8 @@ def fold_flush_files(
                         f"{daily_sums_sql(con, sources['usage'])}")  # fmt: skip
         paths = [p for files in batches.values() for p in files]
         con.execute(
-            f"INSERT INTO {L}.{lakehouse.FOLDED} SELECT unnest($paths), now(), NULL", {"paths": paths}
+            f"INSERT INTO {L}.{lakehouse.FOLDED} SELECT unnest($paths), now(), NULL",
+            {"paths": paths},
         )
         con.execute("COMMIT")
     except BaseException:

@@ -83,7 +83,9 @@ def s3_secret_sql(storage: StorageConfig) -> str | None:
         ("AWS_SESSION_TOKEN", "SESSION_TOKEN"),
         ("AWS_REGION", "REGION"),
     ):
-        value = os.environ.get(env) or (os.environ.get("AWS_DEFAULT_REGION") if key == "REGION" else None)
+        value = os.environ.get(env) or (
+            os.environ.get("AWS_DEFAULT_REGION") if key == "REGION" else None
+        )
         if value:
             parts.append(f"{key} '{_sql_text(value)}'")
     if storage.s3_endpoint:
@@ -147,9 +149,7 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         )
     keys = [f'"{k}" {"DATE" if k == "day" else "VARCHAR"}' for k in DAILY_KEYS]
     sums = [f'"{s}" {"DOUBLE" if s == "cost_usd" else "BIGINT"}' for s in DAILY_SUMS]
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {ALIAS}.{DAILY_PARTS} ({', '.join([*keys, *sums])})"
-    )
+    con.execute(f"CREATE TABLE IF NOT EXISTS {ALIAS}.{DAILY_PARTS} ({', '.join([*keys, *sums])})")
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {ALIAS}.{FOLDED} "
         "(path VARCHAR, folded_at TIMESTAMPTZ, removed_at TIMESTAMPTZ)"
@@ -173,14 +173,10 @@ def folded_job_ids(storage: StorageConfig) -> set[str]:
 
 def add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, source_sql: str) -> None:
     """Columns other features add to a row type flow into the lake table without a migration."""
-    have = {
-        r[0] for r in con.execute(f"DESCRIBE {ALIAS}.{log_table(table)}").fetchall()
-    }
+    have = {r[0] for r in con.execute(f"DESCRIBE {ALIAS}.{log_table(table)}").fetchall()}
     for name, type_name, *_ in con.execute(f"DESCRIBE {source_sql}").fetchall():
         if name not in have:
-            con.execute(
-                f'ALTER TABLE {ALIAS}.{log_table(table)} ADD COLUMN "{name}" {type_name}'
-            )
+            con.execute(f'ALTER TABLE {ALIAS}.{log_table(table)} ADD COLUMN "{name}" {type_name}')
 
 
 def _columns_sql(schema: pa.Schema) -> list[str]:

@@ -163,13 +163,25 @@ def jsonl(jobs: Iterable[dict[str, Any]]) -> str:
 
 
 def lake_query(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
-    """Rows from the Parquet lake, read directly (independent of the catalog under test)."""
+    """Rows from the lake, read directly (independent of the catalog's views under test):
+    the flush files not folded yet, plus the DuckLake tables compaction folded them into."""
+    from schemas.config import StorageConfig
+    from sinks import lakehouse
+
     con = duckdb.connect()
     lake = data_dir / "lake"
+    storage = StorageConfig(data_dir=data_dir)
+    folded = (data_dir / "lake.sqlite").exists()
+    if folded:
+        lakehouse.attach(con, storage, read_only=True)
     for table in ("results", "usage", "dead_letters"):
-        con.execute(
-            f"CREATE VIEW {table}_all AS SELECT * FROM read_parquet('{lake}/{table}/*/*/*.parquet', hive_partitioning=true, union_by_name=true)"
-        )
+        files = f"SELECT * FROM read_parquet('{lake}/{table}/*/*/*.parquet', hive_partitioning=true, union_by_name=true, filename=true)"
+        if folded:
+            files += " WHERE filename NOT IN (SELECT path FROM lake.folded_files)"
+            files = f"SELECT * EXCLUDE (filename, date) FROM ({files}) UNION ALL BY NAME SELECT * EXCLUDE (_source) FROM lake.{table}_log"
+        else:
+            files = f"SELECT * EXCLUDE (filename, date) FROM ({files})"
+        con.execute(f"CREATE VIEW {table}_all AS {files}")
     return con.execute(sql).fetchall()
 
 

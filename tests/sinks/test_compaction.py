@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -36,7 +37,9 @@ def flush_rows(rows: Rows, n: int, per_flush: int = 5) -> list[Row]:
             rows.usage(job, 2, ts=rows.t0 + day, cost_usd=0.0002, input_tokens=7 + i, **who),
         ]
         if i == 0 and n % 4 == 0:
-            out.append(rows.dead(f"dead-{n:05d}", at=day, **{k: who[k] for k in ("kind", "tenant")}))
+            out.append(
+                rows.dead(f"dead-{n:05d}", at=day, **{k: who[k] for k in ("kind", "tenant")})
+            )
     return out
 
 
@@ -112,7 +115,7 @@ async def test_a_query_loop_during_compaction_never_sees_a_drop_or_a_duplicate(
     assert len(seen) > 5
     assert all(total == distinct for total, distinct in seen), "a job id was seen twice"
     counts = [total for total, _ in seen]
-    assert all(b >= a for a, b in zip(counts, counts[1:], strict=False)), "a count dropped"
+    assert all(b >= a for a, b in itertools.pairwise(counts)), "a count dropped"
     assert scalar(storage, "SELECT count(*) FROM results") == 120 * 5
 
 
@@ -167,8 +170,15 @@ async def test_retention_drops_old_raw_rows_that_usage_daily_still_counts(
     assert query(storage, "SELECT job_id FROM usage").rows == [("new",)]
     assert query(storage, "SELECT job_id FROM results").rows == [("new",)]
     assert query(storage, DAILY).rows == daily_before
-    assert scalar(storage, "SELECT sum(calls) FROM usage_daily WHERE day = $d".replace(
-        "$d", f"DATE '{old.date()}'")) == 1
+    assert (
+        scalar(
+            storage,
+            "SELECT sum(calls) FROM usage_daily WHERE day = $d".replace(
+                "$d", f"DATE '{old.date()}'"
+            ),
+        )
+        == 1
+    )
     assert query(storage, "SELECT job_id FROM dead_letters").rows == [("still-dead",)]
 
 
