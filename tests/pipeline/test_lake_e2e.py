@@ -1,0 +1,156 @@
+"""A worker flushing every 0.2 s compacts its lake while it runs; readers never notice."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from frugal_testkit import (
+    SIM_KEY,
+    default_models,
+    jsonl,
+    run_frugal,
+    sim_providers,
+    start_frugal,
+    write_config,
+)
+
+from pipeline.broker import EmbeddedBroker
+from pipeline.samples import support_tickets
+from providers.sim import SimThread
+from schemas.config import Config, SimConfig
+from sinks.catalog import query
+
+JOBS = 1200
+PEOPLE = [
+    ("acme", "ann", "triage"),
+    ("acme", "bob", "triage"),
+    ("acme", "bob", "summarizer"),
+    ("globex", "cy", "triage"),
+]
+
+
+def attributed(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for n, job in enumerate(jobs):
+        tenant, user, agent = PEOPLE[n % len(PEOPLE)]
+        job.update(tenant=tenant, user=user, agent=agent, session=f"s-{n % 9}")
+    return jobs
+
+
+def files_per_directory(root: Path) -> Counter[Path]:
+    return Counter(p.parent for p in root.rglob("*.parquet") if p.name != "seed.parquet")
+
+
+@pytest.fixture(scope="module")
+def compacted(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("lake-e2e")
+    jobs = attributed(support_tickets(JOBS))
+    with SimThread(SimConfig(api_key=SIM_KEY)) as sim:
+        base = sim.base_url
+        path = write_config(
+            tmp / "frugal.toml",
+            prefix="lake-e2e",
+            data_dir=tmp / "data",
+            providers=sim_providers({"openai": base, "anthropic": base, "gemini": base}),
+            models=default_models(),
+            storage={
+                "flush_interval_s": 0.2,
+                "compact_interval_s": 0.5,
+                "compact_after_s": 0.3,
+                "compact_grace_s": 1.0,
+            },
+        )
+        config = Config.model_validate(__import__("tomllib").loads(path.read_text()))
+        published = run_frugal(
+            ["publish", "--config", str(path), "-"], bootstrap=broker.bootstrap, stdin=jsonl(jobs)
+        )
+        assert published.returncode == 0, published.stderr
+        worker = start_frugal(
+            ["worker", "--config", str(path), "--drain"],
+            bootstrap=broker.bootstrap,
+            log=tmp / "worker.log",
+        )
+        counts: list[tuple[int, int]] = []
+        while worker.poll() is None:  # a reader loop while the worker writes and compacts
+            (row,) = query(
+                config.storage, "SELECT count(*), count(DISTINCT job_id) FROM results_all"
+            ).rows
+            counts.append((int(row[0]), int(row[1])))
+        assert worker.wait() == 0, (tmp / "worker.log").read_text()[-3000:]
+    flush_files_before = sum(files_per_directory(config.storage.lake_dir).values())
+    done = run_frugal(["compact", "--config", str(path), "--all"], bootstrap=broker.bootstrap)
+    assert done.returncode == 0, done.stderr
+    return {
+        "config": config,
+        "path": path,
+        "jobs": jobs,
+        "counts": counts,
+        "bootstrap": broker.bootstrap,
+        "log": (tmp / "worker.log").read_text(),
+        "flush_files_before": flush_files_before,
+    }
+
+
+def test_the_worker_compacts_while_it_runs(compacted: dict[str, Any]) -> None:
+    assert "lake compacted in" in compacted["log"]
+    assert "folded results" in compacted["log"]
+
+
+def test_a_reader_during_compaction_never_sees_a_drop_or_a_duplicate(
+    compacted: dict[str, Any],
+) -> None:
+    counts = compacted["counts"]
+    assert len(counts) >= 3
+    assert all(total == distinct for total, distinct in counts)
+    totals = [total for total, _ in counts]
+    assert all(b >= a for a, b in itertools.pairwise(totals))
+
+
+def test_every_partition_holds_few_files_and_every_job_is_answered_once(
+    compacted: dict[str, Any],
+) -> None:
+    storage = compacted["config"].storage
+    lake_files = files_per_directory(storage.data_dir / "compacted")
+    assert lake_files and max(lake_files.values()) <= 5
+    assert max(files_per_directory(storage.lake_dir).values(), default=0) <= 5
+    (row,) = query(storage, "SELECT count(*), count(DISTINCT job_id) FROM results").rows
+    assert row == (JOBS, JOBS)
+
+
+def test_usage_daily_equals_the_sums_over_usage_for_every_group(compacted: dict[str, Any]) -> None:
+    storage = compacted["config"].storage
+    by_group = """SELECT CAST(ts AS DATE), tenant, "user", agent, kind, provider, model,
+                         count(*), sum(input_tokens), sum(cached_input_tokens),
+                         sum(cache_write_tokens), sum(output_tokens), sum(reasoning_tokens),
+                         round(sum(cost_usd), 9)
+                  FROM usage GROUP BY ALL ORDER BY ALL"""
+    daily = """SELECT day, tenant, "user", agent, kind, provider, model, calls, input_tokens,
+                      cached_input_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
+                      round(cost_usd, 9)
+               FROM usage_daily ORDER BY ALL"""
+    rows = query(storage, daily).rows
+    assert rows == query(storage, by_group).rows
+    assert {(r[1], r[2], r[3]) for r in rows} == set(PEOPLE)
+
+
+def test_report_groups_spend_by_user(compacted: dict[str, Any]) -> None:
+    done = run_frugal(
+        ["report", "--config", str(compacted["path"]), "--by", "user"],
+        bootstrap=compacted["bootstrap"],
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Spend by user" in done.stdout
+    for user in ("ann", "bob", "cy"):
+        assert user in done.stdout
+    sessions = json.loads(
+        run_frugal(
+            ["sql", "--config", str(compacted["path"]), "--format", "json",
+             "SELECT count(DISTINCT session) AS n FROM results"],
+            bootstrap=compacted["bootstrap"],
+        ).stdout
+    )  # fmt: skip
+    assert sessions == [{"n": 9}]
