@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 LITELLM_VENV := .venv-litellm
 LITELLM := litellm==1.110.2
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test test-deps bench lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,15 @@ install: $(INSTALLED)
 demo: install
 	$(VENV)/bin/frugal demo
 
-test: install
+# The shared-lake test needs PostgreSQL's server binaries (Debian `postgresql`): install them
+# where apt-get works as root; elsewhere that one test skips and says why.
+test-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql \
+	    >/dev/null; } || echo "PostgreSQL not installed: the shared-lake test will skip"
+
+test: install test-deps
 	$(PY) -m pytest -q
 
 $(LITELLM_VENV)/.installed:

@@ -3,13 +3,10 @@ they are, and how much of their input the provider serves from cache."""
 
 from __future__ import annotations
 
-import glob
 from dataclasses import dataclass, field
 
-import duckdb
-
 from schemas.config import StorageConfig
-from sinks import lake
+from sinks.catalog import query
 
 PRIOR_VALID, PRIOR_WEIGHT = 0.9, 4.0  # optimistic prior: a model is assumed mostly right
 PROMPT_MODE_PRIOR = 0.75  # no structured-output feature: the schema is only asked for in words
@@ -95,22 +92,18 @@ _OUTCOMES_SQL = """
            coalesce(sum(input_tokens) FILTER (WHERE outcome IN ('ok', 'invalid_output')), 0),
            coalesce(sum(cached_input_tokens)
                     FILTER (WHERE outcome IN ('ok', 'invalid_output')), 0)
-    FROM read_parquet(?, hive_partitioning = 1, union_by_name = 1)
+    FROM usage
     WHERE model IS NOT NULL AND kind IS NOT NULL
     GROUP BY model, kind
 """
 
 
 def outcomes_from_lake(storage: StorageConfig) -> list[tuple[str, str, int, int, int, int, int]]:
-    """Answers per (model, kind) in the `usage` table so far: what a restarted worker remembers."""
-    pattern = lake.table_glob(storage.lake_dir, "usage")
-    if next(glob.iglob(pattern), None) is None:
-        return []
-    con = duckdb.connect()
-    try:
-        rows = con.execute(_OUTCOMES_SQL, [pattern]).fetchall()
-    finally:
-        con.close()
+    """Answers per (model, kind) in the `usage` table so far: what a restarted worker remembers.
+
+    Read through the catalog, so rows compaction folded into the lake count too.
+    """
+    rows = query(storage, _OUTCOMES_SQL).rows
     return [(str(r[0]), str(r[1]), *(int(x) for x in r[2:])) for r in rows]  # type: ignore[misc]
 
 
