@@ -43,6 +43,7 @@ $(LITELLM_VENV)/.installed:
 bench: install
 	-@$(MAKE) --no-print-directory $(LITELLM_VENV)/.installed  # optional: bench skips it if this fails
 	$(PY) -m bench.run
+	$(PY) -m bench.lake --flushes 20000
 
 lint: install
 	$(VENV)/bin/ruff check pipeline consumers providers schemas sinks tests bench

@@ -61,8 +61,10 @@ def compact(
             try:
                 report = _one_pass(storage, min_age, grace)
                 break
-            except duckdb.Error as exc:
+            except (duckdb.Error, QueryError) as exc:
                 if "locked" not in str(exc) or attempt == _BUSY_RETRIES - 1:
+                    if isinstance(exc, QueryError):
+                        raise
                     message = lakehouse._scrub(exc, storage)
                     raise QueryError(f"compaction failed: {message}") from exc
                 time.sleep(min(1.0, 0.05 * 2**attempt))
@@ -124,9 +126,13 @@ def fold_flush_files(
     }
     if not any(batches.values()):
         return {table: 0 for table in TABLE_ROWS}
-    sources = {t: _source_sql(storage, t, files) for t, files in batches.items() if files}
-    for table, source in sources.items():
-        lakehouse.add_missing_columns(con, table, source)
+    sources: dict[str, str] = {}
+    for table, files in batches.items():
+        if files:  # read each file once: into a temporary table, then out of it
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _fold_{table} AS "
+                        f"{_source_sql(storage, table, files)}")  # fmt: skip
+            sources[table] = f"SELECT * FROM _fold_{table}"
+            lakehouse.add_missing_columns(con, table, sources[table])
     con.execute("BEGIN TRANSACTION")
     try:
         for table, source in sources.items():
@@ -144,6 +150,9 @@ def fold_flush_files(
         with contextlib.suppress(duckdb.Error):
             con.execute("ROLLBACK")
         raise
+    finally:
+        for table in sources:
+            con.execute(f"DROP TABLE IF EXISTS _fold_{table}")
     return {table: len(files) for table, files in batches.items()}
 
 

@@ -161,7 +161,10 @@ def folded_job_ids(storage: StorageConfig) -> set[str]:
     dsn = catalog_dsn(storage)
     if dsn.startswith("sqlite:") and not Path(dsn.removeprefix("sqlite:")).exists():
         return set()
-    con = connect(storage, read_only=True)
+    try:
+        con = connect(storage, read_only=True)
+    except QueryError:
+        return set()  # being created by another process right now: nothing folded yet
     try:
         rows = con.execute(f"SELECT DISTINCT job_id FROM {ALIAS}.{log_table('results')}")
         return {r[0] for r in rows.fetchall() if r[0] is not None}

@@ -173,7 +173,10 @@ def lake_query(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
     storage = StorageConfig(data_dir=data_dir)
     folded = (data_dir / "lake.sqlite").exists()
     if folded:
-        lakehouse.attach(con, storage, read_only=True)
+        try:
+            lakehouse.attach(con, storage, read_only=True)
+        except duckdb.Error:  # a worker is creating it right now: nothing folded yet
+            folded = False
     for table in ("results", "usage", "dead_letters"):
         files = f"SELECT * FROM read_parquet('{lake}/{table}/*/*/*.parquet', hive_partitioning=true, union_by_name=true, filename=true)"
         if folded:
