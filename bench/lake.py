@@ -53,17 +53,42 @@ def flush_rows(n: int, flushes: int, jobs: int) -> list[Row]:
     rows: list[Row] = []
     for i in range(jobs):
         job, kind = f"job-{n}-{i}", KINDS[(n + i) % 2]
-        common = {"job_id": job, "kind": kind, "tenant": "acme", "provider": "openai",
-                  "model": "gpt-4o-mini", "input_tokens": 120, "output_tokens": 6,
-                  "cost_usd": 0.00002, "latency_ms": 300.0}  # fmt: skip
+        common = {
+            "job_id": job,
+            "kind": kind,
+            "tenant": "acme",
+            "provider": "openai",
+            "model": "gpt-4o-mini",
+            "input_tokens": 120,
+            "output_tokens": 6,
+            "cost_usd": 0.00002,
+            "latency_ms": 300.0,
+        }
         rows.append(
-            ResultRow(**common, doc_id=None, output='{"label": "bug"}', attempts=1,
-                      created_at=at, completed_at=at, user=f"u{i}", agent="triage")  # fmt: skip
+            ResultRow(
+                **common,
+                doc_id=None,
+                output='{"label": "bug"}',
+                attempts=1,
+                created_at=at,
+                completed_at=at,
+                user=f"u{i}",
+                agent="triage",
+            )
         )
         rows.append(
-            UsageRow(**common, attempt=1, cached_input_tokens=0, cache_write_tokens=0,
-                     reasoning_tokens=0, outcome="ok", ts=at, worker="w1", user=f"u{i}",
-                     agent="triage")  # fmt: skip
+            UsageRow(
+                **common,
+                attempt=1,
+                cached_input_tokens=0,
+                cache_write_tokens=0,
+                reasoning_tokens=0,
+                outcome="ok",
+                ts=at,
+                worker="w1",
+                user=f"u{i}",
+                agent="triage",
+            )
         )
     return rows
 
@@ -89,10 +114,12 @@ def ducklake_insert_per_flush(storage: StorageConfig, samples: int, jobs: int) -
         for n in range(samples):
             rows = flush_rows(n, samples, jobs)
             tables = {
-                t: pa.Table.from_pylist([r.as_record() for r in rows if r.table == t],
-                                        schema=type(next(r for r in rows if r.table == t)).arrow_schema)
+                t: pa.Table.from_pylist(
+                    [r.as_record() for r in rows if r.table == t],
+                    schema=type(next(r for r in rows if r.table == t)).arrow_schema,
+                )
                 for t in ("results", "usage")
-            }  # fmt: skip
+            }
             started = time.perf_counter()
             con.execute("BEGIN TRANSACTION")
             for table, data in tables.items():
@@ -118,7 +145,9 @@ def delta_append_per_flush(root: Path, samples: int, jobs: int) -> list[float] |
         started = time.perf_counter()
         for table in ("results", "usage"):
             mine = [r for r in rows if r.table == table]
-            data = pa.Table.from_pylist([r.as_record() for r in mine], schema=type(mine[0]).arrow_schema)
+            data = pa.Table.from_pylist(
+                [r.as_record() for r in mine], schema=type(mine[0]).arrow_schema
+            )
             write_deltalake(str(root / table), data, mode="append", partition_by=["kind"])
         times.append(time.perf_counter() - started)
     return times
@@ -180,12 +209,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         after = measure(storage, args.runs)
         writes = {
             "plain_flush_files_ms": ms(flush_times),
-            "ducklake_insert_ms": ms(ducklake_insert_per_flush(
-                StorageConfig(data_dir=root / "ducklake"), args.write_samples, args.jobs_per_flush)),
-            "delta_append_ms": ms(delta_append_per_flush(
-                root / "delta", args.write_samples, args.jobs_per_flush)),
+            "ducklake_insert_ms": ms(
+                ducklake_insert_per_flush(
+                    StorageConfig(data_dir=root / "ducklake"),
+                    args.write_samples,
+                    args.jobs_per_flush,
+                )
+            ),
+            "delta_append_ms": ms(
+                delta_append_per_flush(root / "delta", args.write_samples, args.jobs_per_flush)
+            ),
             "compaction_ms_per_flush": round(compaction.seconds * 1000 / args.flushes, 3),
-        }  # fmt: skip
+        }
     result = {
         "flushes": args.flushes,
         "jobs_per_flush": args.jobs_per_flush,
