@@ -49,7 +49,9 @@ def apply_env(config: Config, env: Mapping[str, str]) -> Config:
     """Secrets and deployment knobs come from the environment, read here and nowhere else."""
     if env.get(BOOTSTRAP_ENV):
         config.kafka.bootstrap = env[BOOTSTRAP_ENV]
-    if env.get(DATA_DIR_ENV):
+    if env.get(DATA_DIR_ENV, "").startswith("s3://"):
+        config.storage.lake_url = env[DATA_DIR_ENV].rstrip("/")
+    elif env.get(DATA_DIR_ENV):
         config.storage.data_dir = Path(env[DATA_DIR_ENV])
     for provider in config.providers:
         if provider.api_key is None and provider.api_key_env and env.get(provider.api_key_env):
