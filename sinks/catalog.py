@@ -200,7 +200,8 @@ def _views_match(con: duckdb.DuckDBPyConnection, lake_dir: Path) -> bool:
 
 def _is_removed_flush_file(exc: duckdb.Error, storage: StorageConfig) -> bool:
     message = str(exc)
-    return "No such file" in message and str(storage.lake_dir.resolve()) in message
+    places = (str(storage.lake_dir.resolve()), lakehouse.data_path(storage))
+    return "No such file" in message and any(place in message for place in places)
 
 
 def _is_lock_conflict(exc: duckdb.Error) -> bool:

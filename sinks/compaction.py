@@ -73,6 +73,7 @@ def compact(
 
 
 _BUSY_RETRIES = 10
+REMEMBER_REMOVED_S = 600.0
 
 
 def _one_pass(storage: StorageConfig, min_age: float, grace: float) -> CompactionReport:
@@ -210,10 +211,11 @@ def merge_and_clean(con: duckdb.DuckDBPyConnection, grace_s: float) -> None:
 
 
 def delete_folded_files(con: duckdb.DuckDBPyConnection, grace_s: float) -> int:
-    """Remove flush files folded more than `grace_s` ago; forget a path `grace_s` after that.
+    """Remove flush files folded more than `grace_s` ago; forget a path long after that.
 
-    A reader that listed a file before it was removed may still look its path up in
-    `folded_files` (to skip it) for as long as the grace lasts.
+    A reader that listed a file before it was removed (and read it, or its schema, then) looks
+    its path up in `folded_files` to skip it: so a path is remembered for REMEMBER_REMOVED_S
+    (a reader slower than that between listing files and reading the catalog is not expected).
     """
     older = f"now() - to_microseconds({int(grace_s * 1e6)})"
     paths = [
@@ -225,8 +227,9 @@ def delete_folded_files(con: duckdb.DuckDBPyConnection, grace_s: float) -> int:
     ]
     for path in paths:
         Path(path).unlink(missing_ok=True)
+    forget = f"now() - to_microseconds({int(max(grace_s, REMEMBER_REMOVED_S) * 1e6)})"
     con.execute("BEGIN TRANSACTION")
-    con.execute(f"DELETE FROM {L}.{lakehouse.FOLDED} WHERE removed_at <= {older}")
+    con.execute(f"DELETE FROM {L}.{lakehouse.FOLDED} WHERE removed_at <= {forget}")
     if paths:
         con.execute(
             f"UPDATE {L}.{lakehouse.FOLDED} SET removed_at = now() "
