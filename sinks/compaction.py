@@ -204,6 +204,9 @@ def apply_retention(con: duckdb.DuckDBPyConnection, storage: StorageConfig) -> d
 
 def merge_and_clean(con: duckdb.DuckDBPyConnection, grace_s: float) -> None:
     """Merge small lake files per partition; files replaced stay for readers for `grace_s`."""
+    # Files that are mostly deletions (retention, forgotten flush-file paths) are rewritten
+    # first, so that merging can then take them in.
+    con.execute(f"CALL ducklake_rewrite_data_files('{L}', delete_threshold => 0.1)")
     con.execute(f"CALL ducklake_merge_adjacent_files('{L}')")
     older = f"now() - to_microseconds({int(grace_s * 1e6)})"
     con.execute(f"CALL ducklake_expire_snapshots('{L}', older_than => {older})")
