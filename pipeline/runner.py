@@ -16,6 +16,7 @@ from pipeline.retry import Next, RetryPolicy, sleep_unless
 from pipeline.routing import OVER_BUDGET, Candidate, Router, RoutingInput
 from pipeline.story import JobFailed, JobStory, ParkJob, utcnow
 from pipeline.validation import validate_output
+from pipeline.vision import image_token_estimate, load_images
 from providers.base import ProviderAdapter
 from providers.pricing import ModelPrices, cost_usd
 from providers.tokens import estimate_tokens
@@ -60,6 +61,7 @@ class JobRunner:
 
     def routing_input(self, job: TaskJob) -> RoutingInput:
         tokens = estimate_tokens(instructions(job)) + estimate_tokens(job.input)
+        tokens += image_token_estimate(job)
         allowance = output_allowance(job, self._config.route(job.kind).max_output_tokens)
         return RoutingInput(job, tokens + MESSAGE_OVERHEAD_TOKENS, allowance)
 
@@ -133,6 +135,9 @@ class JobRunner:
     ) -> ResultRow | Next:
         model = candidate.model
         request = build_request(story.job, min(need.output_allowance, model.max_output_tokens))
+        if story.job.images:
+            images = await asyncio.to_thread(load_images, story.job, self._config.storage)
+            request = request.model_copy(update={"images": images})
         retries = story.retries.get(model.name, 0)
         while True:
             try:
