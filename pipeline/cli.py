@@ -77,7 +77,7 @@ def cmd_publish(args: argparse.Namespace, config: Config) -> int:
     for problem in summary.skipped:
         print(f"skipped {problem}", file=sys.stderr)
     for problem in summary.unreadable:
-        print(f"unreadable {problem} (dead-lettered as invalid_job)", file=sys.stderr)
+        print(f"cannot convert {problem} (dead-lettered as invalid_job)", file=sys.stderr)
     with running_broker(config.kafka.bootstrap) as bootstrap:
         asyncio.run(publish(config, bootstrap, records, summary, show_progress=sys.stderr.isatty()))
     for conflict in summary.conflicts:

@@ -92,7 +92,7 @@ def convert_pdf(data: bytes) -> Converted:
         images: list[ImageData] = []
         for number in range(1, len(pdf) + 1):
             page = pdf[number - 1]
-            text = page.get_textpage().get_text_bounded().replace(PAGE_BREAK, "\n").strip()
+            text = _normalize_lines(page.get_textpage().get_text_bounded())
             if len(text) < MIN_TEXT_CHARS:
                 images.append(_render_page(page, number))
                 text = ""
@@ -100,6 +100,11 @@ def convert_pdf(data: bytes) -> Converted:
     finally:
         pdf.close()
     return Converted(PAGE_BREAK.join(pages), paged=True, images=images, converter="pypdfium2")
+
+
+def _normalize_lines(text: str) -> str:
+    """pdfium ends lines with CR LF; a form feed inside a page would split it in two."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace(PAGE_BREAK, "\n").strip()
 
 
 def _pdfium_reason(exc: Exception) -> str:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import io
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
-from PIL import Image, ImageDraw, PngImagePlugin
+from PIL import Image, ImageDraw
 
-from providers.sim_vision import GOLD_TEXT_KEY
+from pipeline.samples import invoice_image, invoice_lines
+
+__all__ = ["invoice_image", "invoice_lines"]  # re-exported: the demo's samples use them too
 
 
 def text_pdf(pages: list[str]) -> bytes:
@@ -90,36 +91,6 @@ def eml(subject: str, body: str, html_body: str | None = None) -> bytes:
     if html_body:
         message.add_alternative(html_body, subtype="html")
     return bytes(message)
-
-
-def invoice_lines(fields: dict[str, Any]) -> list[str]:
-    return [
-        "INVOICE",
-        f"Invoice number: {fields['invoice_number']}",
-        f"Vendor: {fields['vendor']}",
-        f"Total: {fields['total']}",
-        f"Currency: {fields['currency']}",
-        f"Due date: {fields['due_date']}",
-    ]
-
-
-def invoice_image(fields: dict[str, Any], fmt: str = "PNG") -> bytes:
-    """A photo-like invoice: the text drawn in pixels, and also (for the simulator, which cannot
-    read pixels) in the image's own metadata: a PNG text chunk or a JPEG comment."""
-    lines = invoice_lines(fields)
-    picture = Image.new("RGB", (640, 360), (250, 248, 240))
-    draw = ImageDraw.Draw(picture)
-    for n, line in enumerate(lines):
-        draw.text((30, 30 + 26 * n), line, fill=(20, 20, 20))
-    out = io.BytesIO()
-    text = "\n".join(lines)
-    if fmt == "PNG":
-        info = PngImagePlugin.PngInfo()
-        info.add_text(GOLD_TEXT_KEY, text)
-        picture.save(out, format="PNG", pnginfo=info)
-    else:
-        picture.save(out, format="JPEG", quality=85, comment=text.encode())
-    return out.getvalue()
 
 
 def write(path: Path, data: bytes) -> Path:
