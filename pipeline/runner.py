@@ -16,7 +16,7 @@ from pipeline.retry import Next, RetryPolicy, sleep_unless
 from pipeline.routing import OVER_BUDGET, Candidate, Router, RoutingInput
 from pipeline.story import JobFailed, JobStory, ParkJob, utcnow
 from pipeline.validation import validate_output
-from pipeline.vision import image_token_estimate, load_images
+from pipeline.vision import image_token_estimate, load_images, unseeable_images
 from providers.base import ProviderAdapter
 from providers.pricing import ModelPrices, cost_usd
 from providers.tokens import estimate_tokens
@@ -26,6 +26,7 @@ from schemas.errors import (
     BudgetExhausted,
     InvalidOutput,
     JobError,
+    NoAdequateModel,
     ProviderError,
     RateLimited,
 )
@@ -73,6 +74,8 @@ class JobRunner:
         need = self.routing_input(job)
         if self.router.too_large_for_every_model(need):
             raise JobError(f"input of ~{need.input_tokens} tokens fits no model's context window")
+        if (blind := unseeable_images(self._config.models, job)) is not None:
+            raise JobFailed(story, NoAdequateModel(blind))
         skip_providers = story.exhausted_providers
         plan = self.router.plan(need)
         story.budget_blocked |= plan.budget_blocked
@@ -287,6 +290,7 @@ class JobRunner:
             kind=job.kind,
             tenant=job.tenant,
             doc_id=job.doc_id,
+            page=job.page,
             output=json.dumps(output, ensure_ascii=False),
             provider=candidate.provider,
             model=candidate.model.name,

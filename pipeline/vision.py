@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 
 from pipeline.blobs import BlobStore
 from providers.image_tokens import worst_case_image_tokens
@@ -15,6 +16,14 @@ VISION = "vision"  # the model capability that admits image input
 
 def lacks_vision(model: ModelConfig, job: TaskJob) -> bool:
     return bool(job.images) and VISION not in model.capabilities
+
+
+def unseeable_images(models: Sequence[ModelConfig], job: TaskJob) -> str | None:
+    """Why no configured model can take the job's images, or None when one can."""
+    if not job.images or any(VISION in m.capabilities for m in models):
+        return None
+    what = ", ".join(i.describe() for i in job.images)
+    return f"image input ({what}) but no configured model has the {VISION!r} capability"
 
 
 def image_token_estimate(job: TaskJob) -> int:

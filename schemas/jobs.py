@@ -62,6 +62,12 @@ class JobBase(BaseModel):
         value = self.metadata.get("doc_id")
         return str(value) if value is not None else None
 
+    @property
+    def page(self) -> int | None:
+        """The PDF page a document chunk starts on (set by ingest), for results to cite."""
+        value = self.metadata.get("page")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
 
 class ClassifyJob(JobBase):
     kind: Literal["classify"]

@@ -139,6 +139,12 @@ def test_a_mixed_tree_gives_one_result_per_document_task_and_chunk(
             expected = {t["name"] for t in TASKS}
         assert per_doc[doc] == expected, path
 
+    reports = [d for d, p in readable.items() if p.name == "report.pdf"]
+    cited = lake_query(
+        data, f"SELECT job_id, page FROM results_all WHERE doc_id IN {tuple(reports)}"
+    )
+    assert len(cited) == 4 * 2 * 3
+    assert all(page == int(job.rsplit("#", 1)[1]) + 1 for job, page in cited)  # chunk n: page n+1
     [(calls,)] = lake_query(data, "SELECT count(*) FROM usage_all")
     assert calls == calls_after_first
     letters = lake_query(data, "SELECT job_id, error_type, error FROM dead_letters_all")

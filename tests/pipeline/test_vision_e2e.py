@@ -3,6 +3,7 @@ fields, on each of the three wire protocols, and `usage` equals the simulator's 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -101,3 +102,35 @@ def test_invoice_photo_fields_match_gold_and_usage_matches_the_bill(
     assert input_tokens == billed["input_tokens"] > 200  # the image is billed, not only text
     assert output_tokens == billed["output_tokens"]
     assert "base64" not in drained.stderr and "iVBOR" not in drained.stderr  # no image bytes
+
+
+def test_an_image_no_model_can_see_is_dead_lettered_by_reference_not_bytes(
+    broker: EmbeddedBroker, prefix: str, tmp_path: Path
+) -> None:
+    with SimThread(SimConfig(api_key=SIM_KEY)) as sim:
+        config = write_config(
+            tmp_path / "frugal.toml",
+            prefix=prefix,
+            data_dir=tmp_path / "data",
+            providers=sim_providers({"openai": sim.base_url}),
+            models=[MODELS[0]],  # text only
+        )
+        photo = write(tmp_path / "in" / "invoice.png", invoice_image(GOLD))
+        assert (
+            run_frugal(
+                ["publish", "--config", str(config), str(photo)], bootstrap=broker.bootstrap
+            ).returncode
+            == 0
+        )
+        drained = run_frugal(
+            ["worker", "--config", str(config), "--drain"], bootstrap=broker.bootstrap, timeout=120
+        )
+        assert drained.returncode == 0, drained.stderr[-2000:]
+        assert sim.server.stats()["requests"] == 0
+    [(error_type, error, job)] = lake_query(
+        tmp_path / "data", "SELECT error_type, error, job FROM dead_letters_all"
+    )
+    digest = hashlib.sha256(photo.read_bytes()).hexdigest()
+    assert digest in job and str(photo) in job  # a reference: path and hash
+    assert "iVBOR" not in job and len(job) < 5000  # never the picture
+    assert "vision" in error, (error_type, error)
