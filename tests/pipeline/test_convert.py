@@ -13,8 +13,10 @@ from doc_fixtures import (
     encrypted_pdf,
     html,
     invoice_image,
+    pptx,
     scanned_pdf,
     text_pdf,
+    xlsx,
 )
 
 from pipeline.convert import PAGE_BREAK, ConversionFailed, convert_file
@@ -101,3 +103,10 @@ def test_binary_with_a_text_suffix_is_refused() -> None:
 
 def test_markdown_and_text_pass_through() -> None:
     assert convert_file(Path("r.md"), b"# Title\n\nbody").text == "# Title\n\nbody"
+
+
+def test_pptx_slides_and_xlsx_sheets_become_markdown() -> None:
+    slides = convert_file(Path("p.pptx"), pptx("Roadmap 2026", "Ship the vision pipeline"))
+    assert "Roadmap 2026" in slides.text and "Ship the vision pipeline" in slides.text
+    sheet = convert_file(Path("x.xlsx"), xlsx([["item", "qty"], ["Licences", 3]]))
+    assert "| Licences | 3 |" in sheet.text

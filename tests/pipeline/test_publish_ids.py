@@ -29,7 +29,9 @@ def test_republishing_is_idempotent_and_a_changed_job_is_a_conflict(
     changed = [*JOBS[:2], {**JOBS[2], "input": "something else"}, {"id": "j9", "kind": "generate"}]
     again = run_frugal(args, bootstrap=each_broker.bootstrap, stdin=jsonl(changed))
     assert again.returncode == 1  # the user must act on a conflict
-    assert "published 1 records (generate: 1); 1 new, 2 already known, 1 conflicting" in again.stdout
+    assert (
+        "published 1 records (generate: 1); 1 new, 2 already known, 1 conflicting" in again.stdout
+    )
     [conflict] = [line for line in again.stderr.splitlines() if line.startswith("conflict")]
     assert "'j2'" in conflict and "different content" in conflict
 
