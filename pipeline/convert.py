@@ -27,6 +27,7 @@ SUPPORTED_SUFFIXES = (
     TEXT_SUFFIXES | MARKITDOWN_SUFFIXES | HTML_SUFFIXES | set(IMAGE_SUFFIXES) | {".pdf", ".eml"}
 )
 SCAN_DPI = 150  # scanned pages are rendered at this resolution
+MAX_IMAGE_EDGE = 2048  # longer image edges are scaled down to this before sending
 MIN_TEXT_CHARS = 16  # a PDF page with less text than this is treated as scanned
 
 
@@ -134,7 +135,20 @@ def image_data(data: bytes) -> ImageData:
     media = {"PNG": "image/png", "JPEG": "image/jpeg"}.get(fmt or "")
     if media is None:
         raise ConversionFailed(f"image format {fmt} is not supported (PNG or JPEG)")
+    if max(width, height) > MAX_IMAGE_EDGE:
+        return _shrunk(data, fmt or "PNG", media)
     return ImageData(data, media, width, height)
+
+
+def _shrunk(data: bytes, fmt: str, media: str) -> ImageData:
+    """Providers scale big images down anyway (and refuse very big ones): send less."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as picture:
+        picture.thumbnail((MAX_IMAGE_EDGE, MAX_IMAGE_EDGE))
+        out = io.BytesIO()
+        picture.save(out, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+        return ImageData(out.getvalue(), media, picture.width, picture.height)
 
 
 def html_to_text(data: bytes) -> str:

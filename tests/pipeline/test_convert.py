@@ -110,3 +110,15 @@ def test_pptx_slides_and_xlsx_sheets_become_markdown() -> None:
     assert "Roadmap 2026" in slides.text and "Ship the vision pipeline" in slides.text
     sheet = convert_file(Path("x.xlsx"), xlsx([["item", "qty"], ["Licences", 3]]))
     assert "| Licences | 3 |" in sheet.text
+
+
+def test_a_huge_photo_is_scaled_down_before_it_is_sent() -> None:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (4000, 3000), (200, 10, 10)).save(out, format="JPEG")
+    [image] = convert_file(Path("big.jpg"), out.getvalue()).images
+    assert (image.width, image.height) == (2048, 1536)
+    assert Image.open(io.BytesIO(image.data)).size == (2048, 1536)

@@ -58,3 +58,14 @@ def test_without_images_the_prompt_stays_a_plain_string() -> None:
 
 def test_image_bytes_never_show_in_a_repr() -> None:
     assert PNG not in repr(REQUEST) and PNG not in str(REQUEST.images[0])
+
+
+def test_image_token_rules_follow_each_providers_published_formula() -> None:
+    from providers.image_tokens import image_tokens, worst_case_image_tokens
+
+    assert image_tokens("openai", 1024, 1024) == 85 + 170 * 4  # 768 x 768: four 512 tiles
+    assert image_tokens("openai", 512, 512) == 85 + 170
+    assert image_tokens("anthropic", 1000, 1000) == 1334  # ceil(1e6 / 750)
+    assert image_tokens("gemini", 300, 300) == 258
+    assert image_tokens("gemini", 1000, 1000) == 258 * 4  # 768 px tiles
+    assert worst_case_image_tokens(1000, 1000) == 1334
