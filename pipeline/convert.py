@@ -9,14 +9,19 @@ See bench/convert_compare.py for the measurements behind these choices.
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from schemas.errors import JobError
+
+if TYPE_CHECKING:
+    from markitdown import MarkItDown
 
 PAGE_BREAK = "\f"
 TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".csv", ".log", ".text", ""}
@@ -176,9 +181,17 @@ def eml_to_text(data: bytes) -> str:
     return "\n".join(lines).strip()
 
 
-def markitdown_text(data: bytes, suffix: str) -> str:
-    from markitdown import MarkItDown, StreamInfo
+@functools.cache
+def _markitdown() -> MarkItDown:
+    from markitdown import MarkItDown
 
-    converter = MarkItDown(enable_plugins=False)
-    result = converter.convert_stream(io.BytesIO(data), stream_info=StreamInfo(extension=suffix))
+    return MarkItDown(enable_plugins=False)
+
+
+def markitdown_text(data: bytes, suffix: str) -> str:
+    from markitdown import StreamInfo
+
+    result = _markitdown().convert_stream(
+        io.BytesIO(data), stream_info=StreamInfo(extension=suffix)
+    )
     return result.markdown.strip()
