@@ -71,7 +71,7 @@ def cmd_publish(args: argparse.Namespace, config: Config) -> int:
 
     if args.kind and args.kind not in JOB_KINDS:
         raise FrugalError(f"--kind: unknown kind {args.kind!r}; choose from {', '.join(JOB_KINDS)}")
-    summary = PublishSummary()
+    summary = PublishSummary(republished=args.republish)
     tasks = read_task_templates(args.tasks) if args.tasks else None
     records = collect(args.paths, args.kind, summary, config, args.glob, tasks)
     for problem in summary.skipped:
@@ -174,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", help="topic for JSON Lines without a kind")
     p.add_argument("--glob", default="*", help="in directories, publish files matching this")
     p.add_argument("--tasks", help="JSON file: the task templates for documents made from files")
+    p.add_argument("--republish", action="store_true", help="publish already-known records again")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files, directories, or - for stdin")
     add("topics", cmd_topics, "create every topic explicitly (real Kafka does not)")
     p = add("sql", cmd_sql, "run SQL on the DuckDB catalog")

@@ -41,7 +41,9 @@ class OutboundRecord:
 class PublishSummary:
     by_kind: Counter[str] = field(default_factory=Counter)
     skipped: list[str] = field(default_factory=list)
-    known: int = 0  # published before with the same content: not published again
+    new: int = 0  # ids not published before (and records without an id)
+    known: int = 0  # published before with the same content: skipped unless republished
+    republished: bool = False
     conflicts: list[str] = field(default_factory=list)  # known ids with different content
     unreadable: list[str] = field(default_factory=list)  # files dead-lettered as invalid_job
 
@@ -52,7 +54,9 @@ class PublishSummary:
     def line(self) -> str:
         kinds = ", ".join(f"{k}: {n}" for k, n in sorted(self.by_kind.items()))
         line = f"published {self.total} records" + (f" ({kinds})" if kinds else "")
-        line += f"; {self.total} new, {self.known} already known"
+        line += f"; {self.new} new, {self.known} already known"
+        if self.known and self.republished:
+            line += " (published again)"
         if self.conflicts:
             line += f", {len(self.conflicts)} conflicting (not published)"
         if self.unreadable:
@@ -146,19 +150,21 @@ def collect(
 def sort_out_known(
     records: list[OutboundRecord], known: dict[str, KnownId], summary: PublishSummary
 ) -> list[OutboundRecord]:
-    """The records to publish: new ids only. Known ids with the same content are counted and
-    skipped; with different content they are conflicts, reported and not published."""
+    """The records to publish: new ids (and, with `summary.republished`, known ones again).
+    Known ids with the same content are counted; with different content they are conflicts,
+    reported and never published."""
     fresh: list[OutboundRecord] = []
     for record in records:
-        if record.key is None or record.content_hash is None:
-            fresh.append(record)
-            continue
-        seen = known.get(record.key)
+        seen = known.get(record.key) if record.key and record.content_hash else None
         if seen is None:
-            known[record.key] = KnownId(record.content_hash, record.source)
+            if record.key is not None and record.content_hash is not None:
+                known[record.key] = KnownId(record.content_hash, record.source)
+            summary.new += 1
             fresh.append(record)
         elif seen.content_hash == record.content_hash:
             summary.known += 1
+            if summary.republished:
+                fresh.append(record)
         else:
             summary.conflicts.append(
                 f"{record.source or record.key}: id {record.key!r} was published before with "

@@ -34,6 +34,11 @@ def test_republishing_is_idempotent_and_a_changed_job_is_a_conflict(
     )
     [conflict] = [line for line in again.stderr.splitlines() if line.startswith("conflict")]
     assert "'j2'" in conflict and "different content" in conflict
+    forced = run_frugal([*args, "--republish"], bootstrap=each_broker.bootstrap, stdin=jsonl(JOBS))
+    assert forced.returncode == 0, forced.stderr
+    assert "published 3 records (generate: 3); 0 new, 3 already known (published again)" in (
+        forced.stdout
+    )
 
 
 def test_publish_dir_walks_the_tree_with_a_glob(
