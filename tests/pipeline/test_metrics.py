@@ -1,0 +1,173 @@
+"""`frugal worker --metrics-port`: Prometheus counters that add up to the `usage` table."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from frugal_testkit import (
+    REPO,
+    SIM_KEY,
+    default_models,
+    frugal_env,
+    lake_query,
+    run_frugal,
+    sim_providers,
+    write_config,
+)
+from prometheus_client.parser import text_string_to_metric_families
+
+from pipeline.broker import EmbeddedBroker
+from pipeline.metrics import PipelineMetrics, metrics_server
+from providers.sim import SimThread
+from schemas.config import SimConfig, SimModelConfig
+
+SIM = SimConfig(
+    api_key=SIM_KEY,
+    models={  # escalations, cached input and reasoning, so every counter has something to add
+        "gpt-4.1-nano": SimModelConfig(invalid_rate=0.2, cached_share=0.3),
+        "gemini-2.0-flash-lite": SimModelConfig(invalid_rate=0.2, reasoning_tokens=7),
+    },
+)
+SAMPLES = REPO / "pipeline" / "samples"
+# The worker's own entry point, in a child process; after the drain it scrapes its /metrics over
+# loopback while the server still runs, and prints what it got.
+DRAIN_AND_SCRAPE = """
+import asyncio, sys, httpx
+from pipeline.config import load_config
+from pipeline.worker_main import run_worker
+from schemas.config import JOB_KINDS
+
+async def scrape(port):
+    print(httpx.get(f"http://127.0.0.1:{port}/metrics").text)
+
+sys.exit(asyncio.run(run_worker(load_config(sys.argv[1]), list(JOB_KINDS), True, scrape)))
+"""
+
+# The label order of each family, as SPEC.md lists them.
+LABELS = {
+    "frugal_calls_total": ("provider", "model", "outcome"),
+    "frugal_tokens_total": ("provider", "model", "class"),
+    "frugal_cost_usd_total": ("provider", "model"),
+    "frugal_records_total": ("kind", "result"),
+    "frugal_breaker_state": ("provider", "state"),
+}
+Samples = dict[str, dict[tuple[str, ...], float]]
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimThread]:
+    with SimThread(SIM) as running:
+        yield running
+
+
+def scraped(text: str) -> Samples:
+    """Sample name -> label values (in label order) -> value."""
+    out: Samples = defaultdict(dict)
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            order = LABELS.get(s.name, tuple(sorted(s.labels)))
+            out[s.name][tuple(s.labels[k] for k in order)] = s.value
+    return out
+
+
+def test_drained_samples_scrape_to_the_sums_in_usage(
+    broker: EmbeddedBroker, sim: SimThread, prefix: str, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    config = write_config(
+        tmp_path / "frugal.toml",
+        prefix=prefix,
+        data_dir=data,
+        providers=sim_providers({"openai": sim.base_url, "gemini": sim.base_url}),
+        models=[m for m in default_models() if m["provider"] in ("openai", "gemini")],
+        worker={"metrics_port": 0},  # any free port
+        budgets=[{"scope": "global", "window": "day", "limit_usd": 100.0}],
+    )
+    published = run_frugal(
+        ["publish", "--config", str(config), str(SAMPLES)], bootstrap=broker.bootstrap
+    )
+    assert published.returncode == 0, published.stderr
+    assert "published 222 records" in published.stdout
+
+    drained = subprocess.run(
+        [sys.executable, "-c", DRAIN_AND_SCRAPE, str(config)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=frugal_env(broker.bootstrap),
+        cwd=REPO,
+    )
+    assert drained.returncode == 0, drained.stderr[-3000:]
+    got = scraped(drained.stdout)
+
+    calls = lake_query(
+        data, "SELECT provider, model, outcome, count(*) FROM usage_all GROUP BY ALL"
+    )
+    assert {tuple(r[:3]): float(r[3]) for r in calls} == got["frugal_calls_total"]
+    assert {r[2] for r in calls} >= {"ok", "invalid_output"}  # escalations happened
+    tokens = lake_query(
+        data,
+        """UNPIVOT (SELECT provider, model, sum(input_tokens) AS input,
+                           sum(cached_input_tokens) AS cached_input,
+                           sum(cache_write_tokens) AS cache_write,
+                           sum(output_tokens) AS output, sum(reasoning_tokens) AS reasoning
+                    FROM usage_all GROUP BY ALL)
+           ON input, cached_input, cache_write, output, reasoning INTO NAME class VALUE n""",
+    )
+    expected_tokens = {tuple(r[:3]): float(r[3]) for r in tokens if r[3]}
+    assert expected_tokens == got["frugal_tokens_total"]
+    assert {k[2] for k in expected_tokens} >= {"input", "cached_input", "output", "reasoning"}
+    cost = lake_query(data, "SELECT provider, model, sum(cost_usd) FROM usage_all GROUP BY ALL")
+    assert got["frugal_cost_usd_total"].keys() == {tuple(r[:2]) for r in cost}
+    for provider, model, usd in cost:
+        assert got["frugal_cost_usd_total"][(provider, model)] == pytest.approx(usd, rel=1e-9)
+
+    answered = lake_query(data, "SELECT kind, count(DISTINCT job_id) FROM results_all GROUP BY ALL")
+    for kind, jobs in answered:
+        assert got["frugal_records_total"][(kind, "answered")] == jobs
+    assert got["frugal_records_total"][("ingest", "split")] == 12
+    assert set(got["frugal_in_flight"]) == {("openai",), ("gemini",)}
+    assert all(v == 0 for v in got["frugal_in_flight"].values())  # drained: nothing on the wire
+    assert got["frugal_breaker_state"][("openai", "closed")] == 1
+    assert 0 < got["frugal_budget_used_ratio"][("global:*:day",)] < 0.01
+    assert got["frugal_intake_paused"][()] in (0, 1)
+    assert "Total spend" not in drained.stdout and SIM_KEY not in drained.stdout + drained.stderr
+
+
+def test_metrics_bind_to_loopback_and_serve_open_batches() -> None:
+    metrics = PipelineMetrics()
+    metrics.set_open_batches("openai", 3)
+    with metrics_server(metrics, "127.0.0.1", 0) as port:
+        assert port
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    assert scraped(text)["frugal_open_batches"] == {("openai",): 3.0}
+    assert metrics.open_batches_total == 3
+    with pytest.raises(httpx.ConnectError):  # stopped with its block
+        httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+
+
+def test_a_metrics_port_in_use_is_one_clear_line(
+    broker: EmbeddedBroker, prefix: str, tmp_path: Path
+) -> None:
+    config = write_config(
+        tmp_path / "frugal.toml",
+        prefix=prefix,
+        data_dir=tmp_path / "data",
+        providers=sim_providers({"openai": "http://127.0.0.1:9"}),
+        models=default_models()[:1],
+    )
+    with metrics_server(PipelineMetrics(), "127.0.0.1", 0) as taken:
+        done = run_frugal(
+            ["worker", "--config", str(config), "--metrics-port", str(taken)],
+            bootstrap=broker.bootstrap,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("frugal: metrics: cannot listen on")
+    assert "Traceback" not in done.stderr
