@@ -52,6 +52,8 @@ def cmd_worker(args: argparse.Namespace, config: Config) -> int:
         if not 0 <= args.metrics_port <= 65535:
             raise FrugalError(f"--metrics-port: {args.metrics_port} is not a TCP port (0-65535)")
         config.worker.metrics_port = args.metrics_port
+    if args.metrics_host:
+        config.worker.metrics_host = args.metrics_host
     return asyncio.run(run_worker(config, _kinds(args.kinds), drain=args.drain))
 
 
@@ -165,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--metrics-port", type=int, help="serve Prometheus metrics at /metrics on this port"
     )
+    p.add_argument("--metrics-host", help="address the metrics bind to (default 127.0.0.1)")
     p = add("publish", cmd_publish, "publish documents or JSON Lines of jobs")
     p.add_argument("--kind", help="topic for JSON Lines without a kind")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files, directories, or - for stdin")
