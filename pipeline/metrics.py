@@ -138,6 +138,15 @@ class PipelineMetrics:
         )
         r.register(_LiveCollector(self.sources))
         self.spent_usd = 0.0  # the cost counter's sum, for progress lines
+        # Labelled children, looked up once per label set: `labels()` costs more than `inc()`.
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def _child(self, counter: Counter, *labels: str) -> Any:
+        key = (id(counter), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(*labels)
+        return child
 
     def count_rows(self, rows: Iterable[Row]) -> None:
         """Count what is handed to the sink: usage rows as calls, results and letters as records."""
@@ -145,17 +154,18 @@ class PipelineMetrics:
             if isinstance(row, UsageRow):
                 self._count_call(row)
             elif isinstance(row, ResultRow):
-                self.records.labels(row.kind, "answered").inc()
+                self._child(self.records, row.kind, "answered").inc()
             elif isinstance(row, DeadLetter) and row.status == "dead":
-                self.records.labels(row.kind, "dead").inc()
+                self._child(self.records, row.kind, "dead").inc()
 
     def _count_call(self, row: UsageRow) -> None:
-        self.calls.labels(row.provider, row.model, row.outcome).inc()
+        provider, model = row.provider, row.model
+        self._child(self.calls, provider, model, row.outcome).inc()
         for label, column in TOKEN_CLASSES.items():
-            tokens = getattr(row, column)
-            if tokens:
-                self.tokens.labels(row.provider, row.model, label).inc(tokens)
-        self.cost.labels(row.provider, row.model).inc(row.cost_usd)
+            count = getattr(row, column)
+            if count:
+                self._child(self.tokens, provider, model, label).inc(count)
+        self._child(self.cost, provider, model).inc(row.cost_usd)
         self.spent_usd += row.cost_usd
 
     def count_record(self, kind: str, result: str) -> None:

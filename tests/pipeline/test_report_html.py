@@ -9,10 +9,14 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from frugal_testkit import default_models, run_frugal, sim_providers, write_config
 from PIL import Image
 
+from pipeline.config import load_config
+from pipeline.report_data import report_data
 from schemas.config import StorageConfig
 from schemas.rows import DeadLetter, ResultRow, Row, UsageRow
 from sinks.parquet import ParquetSink
@@ -88,18 +92,22 @@ def dead(job: str, kind: str, error_type: str, at: datetime) -> DeadLetter:
     )  # fmt: skip
 
 
-@pytest.fixture
-def report(tmp_path: Path) -> Path:
-    data = tmp_path / "data"
-    config = write_config(
+def report_config(tmp_path: Path) -> Path:
+    return write_config(
         tmp_path / "frugal.toml",
         prefix="report",
-        data_dir=data,
+        data_dir=tmp_path / "data",
         providers=sim_providers(
             {p: "http://127.0.0.1:9" for p in ("openai", "anthropic", "gemini")}
         ),
         models=default_models(),
     )
+
+
+@pytest.fixture
+def report(tmp_path: Path) -> Path:
+    config = report_config(tmp_path)
+    data = tmp_path / "data"
     sink = ParquetSink(StorageConfig(data_dir=data), "w1")
     sink.add(workload())
     asyncio.run(sink.flush())
@@ -174,3 +182,22 @@ def colored_share(area: Image.Image) -> float:
     pixels = (raw[i : i + 3] for i in range(0, len(raw), 3))
     colored = sum(1 for p in pixels if max(p) - min(p) > 60)
     return colored / (area.width * area.height)
+
+
+def test_the_saving_is_split_by_mode_once_usage_has_one(tmp_path: Path) -> None:
+    """Before batch mode exists `usage` has no `mode` column: one bar pair; after, one per mode."""
+    config = load_config(report_config(tmp_path))
+    sink = ParquetSink(config.storage, "w1")
+    sink.add(workload())
+    asyncio.run(sink.flush())
+    assert [s.x for s in report_data(config).saving] == [["all"], ["all"]]
+
+    batch = usage("job-b", 1, "classify", "gpt-4.1-nano", "ok", T0, 40.0).as_record()
+    table = pa.Table.from_pylist([batch | {"mode": "batch", "cost_usd": 0.000025}])
+    part = config.storage.lake_dir / "usage" / "kind=classify" / "date=2026-03-02"
+    pq.write_table(table.drop_columns(["kind"]), part / "batch-mode.parquet")
+    saving = report_data(config).saving
+    assert [s.x for s in saving] == [["batch", "sync"], ["batch", "sync"]]
+    actual, alone = saving
+    assert actual.y[0] == pytest.approx(0.000025)
+    assert alone.y[0] > actual.y[0] * 10  # one answer at gpt-4o's list price
