@@ -20,12 +20,15 @@ from frugal_testkit import (
     sim_providers,
     write_config,
 )
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.broker import EmbeddedBroker
+from pipeline.budgets import Budgets, CallScope
+from pipeline.limits import Limits
 from pipeline.metrics import PipelineMetrics, metrics_server
 from providers.sim import SimThread
-from schemas.config import SimConfig, SimModelConfig
+from schemas.config import BudgetConfig, ProviderConfig, SimConfig, SimModelConfig
 
 SIM = SimConfig(
     api_key=SIM_KEY,
@@ -171,3 +174,30 @@ def test_a_metrics_port_in_use_is_one_clear_line(
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1].startswith("frugal: metrics: cannot listen on")
     assert "Traceback" not in done.stderr
+
+
+async def test_live_gauges_read_429s_breakers_caps_and_intake_at_scrape_time() -> None:
+    config = ProviderConfig(name="openai", base_url="http://127.0.0.1:9")
+    limits = Limits([config])
+    cap = BudgetConfig(scope="provider", match="openai", window="total", limit_usd=2.0)
+    budgets = Budgets([cap])
+    metrics = PipelineMetrics()
+    metrics.sources.limits = limits
+    metrics.sources.budgets = [cap]
+    metrics.sources.spent = budgets.spent
+    metrics.sources.intake_paused = lambda: True
+    metrics.sources.records_in_flight = lambda: 7
+
+    held = await budgets.reserve(CallScope("openai", "gpt-4o", "classify", "acme"), 0.5)
+    assert held is not None
+    limiter = limits["openai"]
+    for _ in range(5):  # enough failures in a row to open the breaker
+        limiter.breaker.failure()
+    limiter.rate_limited = 3
+    got = scraped(generate_latest(metrics.registry).decode())
+    assert got["frugal_budget_used_ratio"] == {("provider:openai:total",): 0.25}
+    assert got["frugal_rate_limited_total"] == {("openai",): 3.0}
+    assert got["frugal_breaker_state"][("openai", "open")] == 1
+    assert got["frugal_breaker_state"][("openai", "closed")] == 0
+    assert got["frugal_intake_paused"] == {(): 1.0}
+    assert got["frugal_records_in_flight"] == {(): 7.0}

@@ -121,3 +121,19 @@ def test_plain_lines_are_throttled_but_always_show_the_end() -> None:
     assert lines[0].startswith("drain: 0/10 (0%)")
     assert lines[1].startswith("drain: 10/10 (100%)")
     assert lines[1].endswith("$0.500000 open batches 2")
+
+
+def test_publish_on_a_terminal_shows_a_bar(
+    broker: EmbeddedBroker, config: Path, tmp_path: Path
+) -> None:
+    tickets = tmp_path / "tickets.jsonl"
+    tickets.write_text(jsonl(support_tickets(1200)))
+    code, screen = run_in_terminal(
+        ["publish", "--config", str(config), str(tickets)], broker.bootstrap
+    )
+    assert code == 0, screen[-3000:]
+    text = ANSI.sub("", screen)
+    bars = [line for line in re.split(r"[\r\n]", text) if line.startswith("publishing ")]
+    assert bars and "━" in bars[-1], text[-2000:]
+    assert "1200/1200" in bars[-1] and "100%" in bars[-1]
+    assert "published 1200 records (classify: 1200)" in text
