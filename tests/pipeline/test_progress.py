@@ -6,10 +6,12 @@ import fcntl
 import io
 import os
 import re
+import select
 import struct
 import subprocess
 import sys
 import termios
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,16 +78,24 @@ def run_in_terminal(args: list[str], bootstrap: str, timeout: float = 120) -> tu
     )
     os.close(follower)
     chunks: list[bytes] = []
-    while True:  # until the child closes the terminal (EIO) ...
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    return proc.wait(timeout=timeout), b"".join(chunks).decode(errors="replace")
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:  # until the child closes the terminal (EIO)
+            ready, _, _ = select.select([leader], [], [], 1.0)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(leader)
+        if time.monotonic() >= deadline:
+            proc.kill()
+    return proc.wait(timeout=10), b"".join(chunks).decode(errors="replace")
 
 
 def test_drain_on_a_terminal_shows_a_bar_that_reaches_100_percent(
