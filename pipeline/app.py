@@ -162,6 +162,7 @@ class Pipeline:
 
     async def process(self, record: InboundRecord) -> None:
         """Run one record; its offset is acked only once its rows (or dead letter) are durable."""
+        self.metrics.count_taken(record.origin.kind)
         try:
             if record.origin.kind == "ingest":
                 await self._fan_out(record)

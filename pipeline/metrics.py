@@ -118,6 +118,9 @@ class PipelineMetrics:
         self.records = Counter(
             "frugal_records", "Records settled, by kind and result", ["kind", "result"], registry=r
         )
+        self.taken = Counter(
+            "frugal_records_taken", "Records taken off Kafka, by kind", ["kind"], registry=r
+        )
         self.calls = Counter(
             "frugal_calls",
             "Provider calls, by outcome as in usage",
@@ -167,6 +170,9 @@ class PipelineMetrics:
                 self._child(self.tokens, provider, model, label).inc(count)
         self._child(self.cost, provider, model).inc(row.cost_usd)
         self.spent_usd += row.cost_usd
+
+    def count_taken(self, kind: str) -> None:
+        self._child(self.taken, kind).inc()
 
     def count_record(self, kind: str, result: str) -> None:
         """A record settled without a result row or dead letter (parked, document split)."""

@@ -135,6 +135,8 @@ def test_drained_samples_scrape_to_the_sums_in_usage(
     for kind, jobs in answered:
         assert got["frugal_records_total"][(kind, "answered")] == jobs
     assert got["frugal_records_total"][("ingest", "split")] == 12
+    taken = got["frugal_records_taken_total"]
+    assert taken[("ingest",)] == 12 and taken[("classify",)] >= 150
     assert set(got["frugal_in_flight"]) == {("openai",), ("gemini",)}
     assert all(v == 0 for v in got["frugal_in_flight"].values())  # drained: nothing on the wire
     assert got["frugal_breaker_state"][("openai", "closed")] == 1
