@@ -68,7 +68,7 @@ def cmd_publish(args: argparse.Namespace, config: Config) -> int:
     for problem in summary.skipped:
         print(f"skipped {problem}", file=sys.stderr)
     with running_broker(config.kafka.bootstrap) as bootstrap:
-        asyncio.run(publish(config, bootstrap, records, summary, show_progress=True))
+        asyncio.run(publish(config, bootstrap, records, summary))
     print(summary.line())
     return 1 if summary.skipped else 0
 
