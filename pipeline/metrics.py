@@ -56,7 +56,7 @@ class _LiveCollector(Collector):
         yield self._budget_family()
         s = self._sources
         records = GaugeMetricFamily(
-            "frugal_records_in_flight", "Records taken and not yet durable (this worker)"
+            "frugal_records_in_flight", "Records being worked on by this worker"
         )
         records.add_metric([], s.records_in_flight() if s.records_in_flight else 0)
         yield records
@@ -176,7 +176,7 @@ class PipelineMetrics:
 
     def count_record(self, kind: str, result: str) -> None:
         """A record settled without a result row or dead letter (parked, document split)."""
-        self.records.labels(kind, result).inc()
+        self._child(self.records, kind, result).inc()
 
     def set_open_batches(self, provider: str, count: int) -> None:
         self.open_batches.labels(provider).set(count)
