@@ -28,7 +28,13 @@ from pipeline.budgets import Budgets, CallScope
 from pipeline.limits import Limits
 from pipeline.metrics import PipelineMetrics, metrics_server
 from providers.sim import SimThread
-from schemas.config import BudgetConfig, ProviderConfig, SimConfig, SimModelConfig
+from schemas.config import (
+    BudgetConfig,
+    ProviderConfig,
+    SimConfig,
+    SimModelConfig,
+    WorkerConfig,
+)
 
 SIM = SimConfig(
     api_key=SIM_KEY,
@@ -38,18 +44,19 @@ SIM = SimConfig(
     },
 )
 SAMPLES = REPO / "pipeline" / "samples"
-# The worker's own entry point, in a child process; after the drain it scrapes its /metrics over
-# loopback while the server still runs, and prints what it got.
+# `frugal worker ARGS` in a child process, its run_worker told to scrape its own /metrics over
+# loopback once the drain is over (the server still runs then) and print what it got.
 DRAIN_AND_SCRAPE = """
-import asyncio, sys, httpx
-from pipeline.config import load_config
-from pipeline.worker_main import run_worker
-from schemas.config import JOB_KINDS
+import sys, httpx
+import pipeline.worker_main as worker_main
+from pipeline.cli import main
 
 async def scrape(port):
     print(httpx.get(f"http://127.0.0.1:{port}/metrics").text)
 
-sys.exit(asyncio.run(run_worker(load_config(sys.argv[1]), list(JOB_KINDS), True, scrape)))
+run_worker = worker_main.run_worker
+worker_main.run_worker = lambda config, kinds, drain: run_worker(config, kinds, drain, scrape)
+sys.exit(main(["worker", *sys.argv[1:]]))
 """
 
 # The label order of each family, as SPEC.md lists them.
@@ -89,7 +96,6 @@ def test_drained_samples_scrape_to_the_sums_in_usage(
         data_dir=data,
         providers=sim_providers({"openai": sim.base_url, "gemini": sim.base_url}),
         models=[m for m in default_models() if m["provider"] in ("openai", "gemini")],
-        worker={"metrics_port": 0},  # any free port
         budgets=[{"scope": "global", "window": "day", "limit_usd": 100.0}],
     )
     published = run_frugal(
@@ -99,7 +105,16 @@ def test_drained_samples_scrape_to_the_sums_in_usage(
     assert "published 222 records" in published.stdout
 
     drained = subprocess.run(
-        [sys.executable, "-c", DRAIN_AND_SCRAPE, str(config)],
+        [
+            sys.executable,
+            "-c",
+            DRAIN_AND_SCRAPE,
+            "--config",
+            str(config),
+            "--drain",
+            "--metrics-port",
+            "0",
+        ],  # any free port
         capture_output=True,
         text=True,
         timeout=180,
@@ -146,6 +161,8 @@ def test_drained_samples_scrape_to_the_sums_in_usage(
 
 
 def test_metrics_bind_to_loopback_and_serve_open_batches() -> None:
+    assert WorkerConfig().metrics_host == "127.0.0.1" and WorkerConfig().metrics_port is None
+    assert WorkerConfig(metrics_port=9464).metrics_port == 9464  # `[worker] metrics_port`
     metrics = PipelineMetrics()
     metrics.set_open_batches("openai", 3)
     with metrics_server(metrics, "127.0.0.1", 0) as port:
