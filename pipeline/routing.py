@@ -19,6 +19,7 @@ STRUCTURED_CAPABILITIES = ("json_schema", "tools", "json_object")  # in order of
 # from ours, and a cap must hold even when they count more.
 INPUT_MARGIN = 1.25
 OVER_BUDGET = "over budget"
+INACCURATE = "inaccurate for"  # how a reason to leave a model out for its accuracy begins
 
 BudgetCheck = Callable[[ModelConfig, TaskJob, float], bool]
 
@@ -147,7 +148,10 @@ class Router:
         measured = self.quality.accuracy(model.name, job.kind)
         if not measured.audited or measured.bounds[1] >= floor:
             return None
-        return f"{measured.describe()}: upper bound < min_accuracy {floor:.0%}"
+        return (
+            f"{INACCURATE} {job.kind}: {measured.describe()}, upper bound < "
+            f"min_accuracy {floor:.0%}"
+        )
 
     def structured_mode(self, model: ModelConfig) -> str:
         """How the output schema reaches the model: a native feature, or words in the prompt."""

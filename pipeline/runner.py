@@ -14,7 +14,7 @@ from pipeline.budgets import Budgets, CallScope, Reservation
 from pipeline.limits import CircuitOpen, Limits
 from pipeline.prompts import build_request, instructions, output_allowance
 from pipeline.retry import Next, RetryPolicy, sleep_unless
-from pipeline.routing import OVER_BUDGET, Candidate, Router, RoutingInput
+from pipeline.routing import INACCURATE, OVER_BUDGET, Candidate, Router, RoutingInput
 from pipeline.story import JobFailed, JobStory, ParkJob, utcnow
 from pipeline.validation import validate_output
 from providers.base import ProviderAdapter
@@ -77,6 +77,9 @@ class JobRunner:
         plan = self.router.plan(need)
         story.budget_blocked |= plan.budget_blocked
         over_budget = [m for m, why in plan.rejected.items() if why == OVER_BUDGET]
+        inaccurate = "".join(
+            f"; {m} {why}" for m, why in plan.rejected.items() if why.startswith(INACCURATE)
+        )
         for candidate in plan.candidates:
             if candidate.provider in skip_providers or not self.limits.available(
                 candidate.provider
@@ -85,7 +88,7 @@ class JobRunner:
             if self.router.inaccuracy(candidate.model, story.job) is not None:
                 continue  # found inaccurate for the kind since the plan was made
             candidate = replace(
-                candidate, reason=candidate.reason + _passed_over(story, over_budget)
+                candidate, reason=candidate.reason + _passed_over(story, over_budget) + inaccurate
             )
             outcome = await self._try_candidate(story, candidate, need, over_budget)
             if isinstance(outcome, ResultRow):
