@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from bench.audit_workload import AUDITED_ROUTE, jobs, run, sim_config, write_config
 from pipeline.broker import EmbeddedBroker
@@ -14,18 +15,25 @@ from providers.sim import SimThread
 
 def main(argv: list[str]) -> int:
     n = int(argv[0]) if argv else 2000
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker() as broker:
-        with SimThread(sim_config()) as sim:
-            for name, route in (("without audits", {}), ("with audits", AUDITED_ROUTE)):
-                tag = "audited" if route else "plain"
-                work = Path(tmp) / tag
-                work.mkdir()
-                config = write_config(
-                    work / "frugal.toml", prefix=f"bench-{tag}", data_dir=work / "data",
-                    sim_url=sim.base_url, route=route,
-                )  # fmt: skip
-                outcome = run(config, broker.bootstrap, jobs(n, tag), work / "data")
-                print(f"{name}: {outcome.line()}", flush=True)
+    scenarios: list[tuple[str, dict[str, Any], str | None]] = [
+        ("frontier alone", {}, "frontier"),
+        ("without audits", {}, None),
+        ("with audits", AUDITED_ROUTE, None),
+    ]
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        EmbeddedBroker() as broker,
+        SimThread(sim_config()) as sim,
+    ):
+        for i, (name, route, only) in enumerate(scenarios):
+            work = Path(tmp) / f"s{i}"
+            work.mkdir()
+            config = write_config(
+                work / "frugal.toml", prefix=f"bench-audit-{i}", data_dir=work / "data",
+                sim_url=sim.base_url, route=route, only=only,
+            )  # fmt: skip
+            outcome = run(config, broker.bootstrap, jobs(n, f"s{i}"), work / "data")
+            print(f"{name}: {outcome.line()}", flush=True)
     return 0
 
 

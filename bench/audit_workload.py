@@ -32,7 +32,7 @@ def sim_config() -> SimConfig:
     return SimConfig(api_key=KEY, models=models)
 
 
-def models() -> list[dict[str, Any]]:
+def models(only: str | None = None) -> list[dict[str, Any]]:
     return [
         {
             "name": name,
@@ -44,11 +44,18 @@ def models() -> list[dict[str, Any]]:
             "output_per_mtok": 0.4 * relative,
         }
         for name, relative in PRICE.items()
+        if only in (None, name)
     ]
 
 
 def write_config(
-    path: Path, *, prefix: str, data_dir: Path, sim_url: str, route: dict[str, Any]
+    path: Path,
+    *,
+    prefix: str,
+    data_dir: Path,
+    sim_url: str,
+    route: dict[str, Any],
+    only: str | None = None,
 ) -> Path:
     config = {
         "kafka": {"topic_prefix": prefix, "group_id": f"{prefix}-workers", "partitions": 2},
@@ -64,7 +71,7 @@ def write_config(
                 "timeout_s": 10,
             }
         ],
-        "models": models(),
+        "models": models(only),
         "routes": {"classify": {"min_tier": 1, **route}},
         "report": {"frontier_model": "frontier"},
     }
@@ -120,9 +127,7 @@ class Outcome:
         )
 
 
-def run(
-    config: Path, bootstrap: str, batch: list[dict[str, Any]], data_dir: Path
-) -> Outcome:
+def run(config: Path, bootstrap: str, batch: list[dict[str, Any]], data_dir: Path) -> Outcome:
     stdin = "".join(json.dumps(j) + "\n" for j in batch)
     frugal(["publish", "--config", str(config), "-"], bootstrap, stdin)
     frugal(["worker", "--config", str(config), "--drain"], bootstrap)
@@ -142,8 +147,9 @@ def measure(data_dir: Path, batch: list[dict[str, Any]]) -> Outcome:
     con.execute("CREATE TABLE batch (job_id VARCHAR)")
     con.executemany("INSERT INTO batch VALUES (?)", [(i,) for i in ids])
     outputs = dict(
-        con.execute("SELECT job_id, output FROM results WHERE job_id IN (SELECT * FROM batch)")
-        .fetchall()
+        con.execute(
+            "SELECT job_id, output FROM results WHERE job_id IN (SELECT * FROM batch)"
+        ).fetchall()
     )
     right = sum(
         json.loads(outputs[j["id"]]).get("label") == j["metadata"]["expected"]["label"]

@@ -118,12 +118,26 @@ def test_a_restarted_worker_seeds_the_latest_verdicts_from_the_lake(tmp_path: Pa
     sink = ParquetSink(storage, "w")
     rows: list[Any] = [
         UsageRow(
-            job_id=f"j{i}", attempt=2, kind="classify", tenant="t", provider="a", model="big",
-            input_tokens=10, output_tokens=2, cached_input_tokens=0, cache_write_tokens=0,
-            reasoning_tokens=0, cost_usd=0.0, latency_ms=1.0, outcome="ok",
-            ts=datetime(2026, 1, 1, 0, 0, i, tzinfo=UTC), worker="w", purpose="audit",
-            audit_of="nano", agreed=i % 4 != 0,
-        )  # fmt: skip
+            job_id=f"j{i}",
+            attempt=2,
+            kind="classify",
+            tenant="t",
+            provider="a",
+            model="big",
+            input_tokens=10,
+            output_tokens=2,
+            cached_input_tokens=0,
+            cache_write_tokens=0,
+            reasoning_tokens=0,
+            cost_usd=0.0,
+            latency_ms=1.0,
+            outcome="ok",
+            ts=datetime(2026, 1, 1, 0, 0, i, tzinfo=UTC),
+            worker="w",
+            purpose="audit",
+            audit_of="nano",
+            agreed=i % 4 != 0,
+        )
         for i in range(40)
     ]
     sink.add(rows, on_durable=lambda: None)

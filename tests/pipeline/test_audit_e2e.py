@@ -54,7 +54,9 @@ def audited(broker, sim, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
 
 
 def test_without_audits_every_job_goes_to_the_cheapest_and_about_72_percent_are_right(
-    broker, sim, tmp_path: Path  # type: ignore[no-untyped-def]
+    broker,
+    sim,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
 ) -> None:
     config = scenario(broker, sim, tmp_path, "off", {})
     outcome = run(config, broker.bootstrap, jobs(N, "off"), tmp_path / "data")
@@ -81,7 +83,9 @@ def test_with_audits_the_bill_is_at_most_a_quarter_of_the_frontier_alone(
 
 
 def sql(config: Path, query: str, bootstrap: str) -> list[dict[str, Any]]:
-    done = run_frugal(["sql", "--config", str(config), "--format", "json", query], bootstrap=bootstrap)
+    done = run_frugal(
+        ["sql", "--config", str(config), "--format", "json", query], bootstrap=bootstrap
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
