@@ -8,12 +8,11 @@ job's result is the audit model's.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from typing import Any
 
-from pipeline.quality import QualityStats
+from pipeline.quality import QualityStats, sample_draw
 from pipeline.routing import Candidate, Router, RoutingInput
 from schemas.config import Config
 from schemas.jobs import TaskJob
@@ -48,12 +47,6 @@ def answers_agree(kind: str, answer: dict[str, Any], reference: dict[str, Any]) 
     return bool(normalised(answer) == normalised(reference))
 
 
-def sample_draw(job_id: str, model: str) -> float:
-    """A number in [0, 1) fixed by the job and model: a replayed job is sampled alike."""
-    digest = hashlib.blake2b(f"{job_id}\x00{model}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
-
-
 class Auditor:
     def __init__(self, config: Config, router: Router) -> None:
         self._config = config
@@ -70,18 +63,23 @@ class Auditor:
             return 0.0
         return 1.0 if self.quality.known(model, kind) < PROBE_AUDITS else base
 
+    def _job_rate(self, job: TaskJob, answered: Candidate) -> tuple[float, str]:
+        if self._router.retrial(answered.model, job):
+            return 1.0, "retrial below min_accuracy"
+        rate = self.rate(answered.model.name, job.kind)
+        known = self.quality.known(answered.model.name, job.kind)
+        return rate, f"unproven, {known}/{PROBE_AUDITS}" if rate == 1.0 else "audit_rate"
+
     def audit_call(self, job: TaskJob, answered: Candidate, need: RoutingInput) -> Candidate | None:
         """The audit model as a call to make for this answer, or None when it is not audited."""
         trusted = self._router.trusted_model(job.kind)
         if trusted is None or trusted.name == answered.model.name:
             return None
-        rate = self.rate(answered.model.name, job.kind)
+        rate, why = self._job_rate(job, answered)
         if rate <= 0 or sample_draw(job.id, answered.model.name) >= rate:
             return None
         if self._router.inadequacy(trusted, need) is not None:
             return None  # the audit model cannot take this job (window, providers, health)
-        known = self.quality.known(answered.model.name, job.kind)
-        why = f"unproven, {known}/{PROBE_AUDITS}" if rate == 1.0 else "audit_rate"
         return self._router.audit_candidate(
             trusted,
             need,

@@ -4,6 +4,7 @@ audits, with Wilson bounds; seeded at start from the audit calls in the lake's `
 from __future__ import annotations
 
 import glob
+import hashlib
 import math
 from collections import Counter, deque
 from collections.abc import Iterator, Mapping
@@ -19,6 +20,12 @@ from sinks import lake
 from sinks.model_quality import WINDOW, Z, recent_verdicts_sql
 
 PRIOR_ACCURACY, PRIOR_WEIGHT = 0.9, 2.0  # an unaudited model is assumed mostly right
+
+
+def sample_draw(job_id: str, salt: str) -> float:
+    """A number in [0, 1) fixed by the job and salt: a replayed job is sampled alike."""
+    digest = hashlib.blake2b(f"{job_id}\x00{salt}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
 
 
 def wilson(agreed: int, audited: int, z: float = Z) -> tuple[float, float]:

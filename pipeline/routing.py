@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
-from pipeline.quality import QualityStats, trusted_model
+from pipeline.quality import QualityStats, sample_draw, trusted_model
 from pipeline.validity import PRIOR_VALID, PROMPT_MODE_PRIOR, ValidityStats
 from providers.pricing import ModelPrices, cost_usd
 from schemas.completion import Usage
@@ -20,6 +20,7 @@ STRUCTURED_CAPABILITIES = ("json_schema", "tools", "json_object")  # in order of
 INPUT_MARGIN = 1.25
 OVER_BUDGET = "over budget"
 INACCURATE = "inaccurate for"  # how a reason to leave a model out for its accuracy begins
+RETRIAL_RATE = 0.01  # share of jobs a model left out for its accuracy still answers, audited
 
 BudgetCheck = Callable[[ModelConfig, TaskJob, float], bool]
 
@@ -140,18 +141,27 @@ class Router:
         return self.quality.expected(model.name, kind)
 
     def inaccuracy(self, model: ModelConfig, job: TaskJob) -> str | None:
-        """Why the model is not adequate for the kind by its measured accuracy, or None."""
-        floor = self._config.route(job.kind).min_accuracy
-        trusted = self.trusted_model(job.kind)
+        """Why the model is not adequate for the job's kind by its measured accuracy, or None
+        (also for the jobs it is retried on)."""
+        why = self._below_min_accuracy(model, job.kind)
+        return None if why is None or self.retrial(model, job) else why
+
+    def retrial(self, model: ModelConfig, job: TaskJob) -> bool:
+        """A model left out for its accuracy still answers a small fixed share of jobs, every
+        one audited, so it can earn its way back (a window only forgets with new audits)."""
+        if sample_draw(job.id, f"retrial/{model.name}") >= RETRIAL_RATE:
+            return False
+        return self._below_min_accuracy(model, job.kind) is not None
+
+    def _below_min_accuracy(self, model: ModelConfig, kind: str) -> str | None:
+        floor = self._config.route(kind).min_accuracy
+        trusted = self.trusted_model(kind)
         if floor is None or (trusted is not None and trusted.name == model.name):
             return None
-        measured = self.quality.accuracy(model.name, job.kind)
+        measured = self.quality.accuracy(model.name, kind)
         if not measured.audited or measured.bounds[1] >= floor:
             return None
-        return (
-            f"{INACCURATE} {job.kind}: {measured.describe()}, upper bound < "
-            f"min_accuracy {floor:.0%}"
-        )
+        return f"{INACCURATE} {kind}: {measured.describe()}, upper bound < min_accuracy {floor:.0%}"
 
     def structured_mode(self, model: ModelConfig) -> str:
         """How the output schema reaches the model: a native feature, or words in the prompt."""
@@ -242,6 +252,8 @@ class Router:
         seen = self.stats.seen(c.model.name, job.kind)
         learned = f"{seen} seen" if seen else "prior"
         extras = [self.structured_mode(c.model)]
+        if self.retrial(c.model, job):
+            extras.append("retrial below min_accuracy: audited")
         if c.provider in job.avoid_providers:
             extras.append("avoided provider: last resort")
         right = ""

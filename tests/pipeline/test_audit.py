@@ -101,6 +101,18 @@ def test_a_model_whose_upper_bound_is_below_min_accuracy_is_not_adequate() -> No
     assert "nano" in order(router(config(routes=AUDITED), quality=quality("nano", 20, 0)), job())
 
 
+def test_a_model_left_out_for_accuracy_is_retried_on_a_few_jobs_every_one_audited() -> None:
+    cfg = config(routes=AUDITED)
+    r = router(cfg, quality=quality("nano", 14, 6))
+    auditor = Auditor(cfg, r)
+    retried = [j for j in (job(id=f"j{i}") for i in range(3000)) if order(r, j)[0] == "nano"]
+    assert 10 <= len(retried) <= 60  # about 1% of 3,000
+    first = r.candidates(need(retried[0]))[0]
+    assert "retrial below min_accuracy" in first.reason
+    audit = auditor.audit_call(retried[0], first, need(retried[0]))
+    assert audit is not None and "retrial" in audit.reason
+
+
 def test_order_is_by_expected_cost_per_right_answer() -> None:
     # lite costs twice nano; nano right 40% of the time is dearer per right answer.
     routes = {"classify": {"audit_rate": 0.05, "audit_model": "big"}}
