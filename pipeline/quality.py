@@ -56,19 +56,36 @@ class Accuracy:
         return f"{self.accuracy:.0%} right [{lower:.0%}-{upper:.0%}] in {self.audited} audits"
 
 
+class Window:
+    """The latest WINDOW verdicts and how many of them agreed (kept, not summed per read)."""
+
+    def __init__(self) -> None:
+        self.verdicts: deque[bool] = deque(maxlen=WINDOW)
+        self.agreed = 0
+
+    def add(self, agreed: bool) -> None:
+        if len(self.verdicts) == WINDOW:
+            self.agreed -= self.verdicts[0]
+        self.verdicts.append(agreed)
+        self.agreed += agreed
+
+
 @dataclass
 class QualityStats:
     """The latest WINDOW audit verdicts per (model, kind), and audits still on the wire."""
 
-    verdicts: dict[tuple[str, str], deque[bool]] = field(default_factory=dict)
+    windows: dict[tuple[str, str], Window] = field(default_factory=dict)
     pending: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def record(self, model: str, kind: str, agreed: bool) -> None:
-        self.verdicts.setdefault((model, kind), deque(maxlen=WINDOW)).append(agreed)
+        window = self.windows.get((model, kind))
+        if window is None:
+            window = self.windows[(model, kind)] = Window()
+        window.add(agreed)
 
     def accuracy(self, model: str, kind: str) -> Accuracy:
-        window = self.verdicts.get((model, kind), ())
-        return Accuracy(len(window), sum(window))
+        window = self.windows.get((model, kind))
+        return Accuracy(len(window.verdicts), window.agreed) if window else Accuracy(0, 0)
 
     def expected(self, model: str, kind: str) -> float:
         """Posterior mean under an optimistic prior: what the routing order uses."""

@@ -149,6 +149,8 @@ class Router:
     def retrial(self, model: ModelConfig, job: TaskJob) -> bool:
         """A model left out for its accuracy still answers a small fixed share of jobs, every
         one audited, so it can earn its way back (a window only forgets with new audits)."""
+        if self._config.route(job.kind).min_accuracy is None:
+            return False
         if sample_draw(job.id, f"retrial/{model.name}") >= RETRIAL_RATE:
             return False
         return self._below_min_accuracy(model, job.kind) is not None

@@ -158,3 +158,11 @@ def test_a_restarted_worker_seeds_the_latest_verdicts_from_the_lake(tmp_path: Pa
     seeded.seed(verdicts_from_lake(storage))
     measured = seeded.accuracy("nano", "classify")
     assert (measured.audited, measured.agreed) == (40, 30)
+
+
+def test_the_window_keeps_only_the_latest_verdicts() -> None:
+    stats = quality("m", WINDOW, 0)
+    for _ in range(30):
+        stats.record("m", "classify", False)
+    measured = stats.accuracy("m", "classify")
+    assert (measured.audited, measured.agreed) == (WINDOW, WINDOW - 30)

@@ -22,6 +22,7 @@ from pipeline.limits import Limits
 from pipeline.quality import QualityStats
 from pipeline.routing import Router
 from pipeline.runner import JobRunner
+from pipeline.samples import invoices
 from providers.registry import build_adapter
 from providers.sim import SimThread
 from schemas.config import Config
@@ -35,13 +36,13 @@ def sim() -> Iterator[SimThread]:
         yield running
 
 
-def config(sim: SimThread, route: dict[str, Any], **extra: Any) -> Config:
+def config(sim: SimThread, route: dict[str, Any], kind: str = "classify", **extra: Any) -> Config:
     data = {
         "providers": [
             {"name": "sim", "base_url": f"{sim.base_url}/v1", "api_key_env": KEY_ENV},
         ],
         "models": models(),
-        "routes": {"classify": route},
+        "routes": {kind: route},
         **extra,
     }
     path = Path(tempfile.mkdtemp()) / "frugal.toml"
@@ -89,6 +90,16 @@ def test_when_the_audit_disagrees_the_result_is_the_audit_models_answer(sim: Sim
         assert audit.agreed is (result.model == "cheap")
         assert result.cost_usd == pytest.approx(answer.cost_usd + audit.cost_usd)
     assert all("overruled cheap" in r.route_reason for r, _ in overruled)
+
+
+def test_a_misread_extraction_is_caught_field_by_field(sim: SimThread) -> None:
+    batch = invoices(40, prefix="audit-inv")
+    done = asyncio.run(run_all(config(sim, ALWAYS, kind="extract"), batch))
+    expected = {j["id"]: j["metadata"]["expected"] for j in batch}
+    assert {r.model for r, _ in done} == {"cheap", "frontier"}  # some agreed, some overruled
+    for result, usage in done:
+        assert json.loads(result.output) == expected[result.job_id]
+        assert usage[-1].agreed is (result.model == "cheap")
 
 
 def test_audits_are_held_to_the_caps_like_any_call(sim: SimThread) -> None:
