@@ -132,7 +132,7 @@ class JobRunner:
         story.usage_rows[-1] = story.usage_rows[-1].model_copy(update={"agreed": agreed})
         if agreed:
             return _with_costs(answer, story)
-        why = f"{reference.route_reason}: overruled {candidate.model.name}'s {answer.output}"
+        why = f"{reference.route_reason}: overruled {candidate.model.name}'s {answer.output[:200]}"
         return _with_costs(reference.model_copy(update={"route_reason": why}), story)
 
     def _park_if_a_provider_may_recover(self, story: JobStory, need: RoutingInput) -> None:
