@@ -178,7 +178,10 @@ SAMPLE_INVOICES: dict[str, dict[str, Any]] = {
         "due_date": "2026-02-15",
     },
 }
-FILE_TASKS: list[dict[str, Any]] = [{"name": "fields", "kind": "extract", "schema": INVOICE_SCHEMA}]
+# Reading fields off a photo or a scan wants a balanced model at least (tier 2).
+FILE_TASKS: list[dict[str, Any]] = [
+    {"name": "fields", "kind": "extract", "schema": INVOICE_SCHEMA, "min_tier": 2}
+]
 
 
 def invoice_lines(fields: dict[str, Any]) -> list[str]:
