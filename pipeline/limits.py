@@ -1,4 +1,7 @@
-"""Per-provider backpressure: requests/min, tokens/min, concurrency, 429 slow-down, breaker."""
+"""Per-provider backpressure: requests/min, tokens/min, concurrency, 429 slow-down, breaker.
+
+The breaker itself (outage vs one job's persistent failure) lives in pipeline.breaker.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,26 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from pipeline.breaker import (
+    BREAKER_COOLDOWN_S,
+    BREAKER_FAILURES,
+    CircuitBreaker,
+    CircuitOpen,
+)
 from schemas.completion import Completion
 from schemas.config import ProviderConfig
 from schemas.errors import ProviderError
+
+__all__ = [
+    "BREAKER_COOLDOWN_S",
+    "BREAKER_FAILURES",
+    "CircuitBreaker",
+    "CircuitOpen",
+    "Limits",
+    "Permit",
+    "ProviderLimiter",
+    "TokenBucket",
+]
 
 Clock = Callable[[], float]
 
@@ -24,16 +44,7 @@ MIN_SHARE = 0.02  # the slow-down never goes below this share of the configured 
 FAST_RECOVERY = 0.25  # share of the last good ceiling regained per second, up to 90% of it
 PROBE_GROWTH = 0.02  # above that, grow 2% per second: finds a raised limit, rarely trips
 START_SHARE = 0.3  # slow start: a new worker ramps up to the configured rate over ~2.5 s
-BREAKER_FAILURES = 5  # consecutive failures that open the breaker
-BREAKER_COOLDOWN_S = 5.0  # first open period; doubles on every failed probe
-BREAKER_MAX_COOLDOWN_S = 120.0
 RATE_WINDOW_S = 10.0  # the window behind the "calls per second" of the status line
-
-
-class CircuitOpen(ProviderError):
-    """The provider's breaker is open (or its one probe is out): route elsewhere for now."""
-
-    type = "circuit_open"
 
 
 @dataclass
@@ -125,61 +136,16 @@ class AdaptiveRate:
         return True
 
 
-class CircuitBreaker:
-    """Closed -> (BREAKER_FAILURES in a row) open -> after the cooldown one probe call ->
-    closed on its success, open again (cooldown doubled) on its failure."""
-
-    def __init__(self, clock: Clock = time.monotonic) -> None:
-        self._clock = clock
-        self.failures = 0
-        self.open_until: float | None = None
-        self.cooldown_s = BREAKER_COOLDOWN_S
-        self.probing = False
-
-    @property
-    def state(self) -> str:
-        if self.open_until is None:
-            return "closed"
-        return "half-open" if self._clock() >= self.open_until else "open"
-
-    def allows(self) -> bool:
-        """Whether routing may send this provider a call now."""
-        state = self.state
-        return state == "closed" or (state == "half-open" and not self.probing)
-
-    def admit(self) -> bool:
-        """Claim the right to send one call (in half-open: the single probe)."""
-        if not self.allows():
-            return False
-        if self.state == "half-open":
-            self.probing = True
-        return True
-
-    def success(self) -> None:
-        self.failures, self.open_until, self.probing = 0, None, False
-        self.cooldown_s = BREAKER_COOLDOWN_S
-
-    def failure(self) -> None:
-        if self.probing:
-            self.probing = False
-            self.cooldown_s = min(BREAKER_MAX_COOLDOWN_S, self.cooldown_s * 2)
-            self.open_until = self._clock() + self.cooldown_s
-            return
-        self.failures += 1
-        if self.failures >= BREAKER_FAILURES and self.open_until is None:
-            self.open_until = self._clock() + self.cooldown_s
-
-    def release_probe(self) -> None:
-        """The probe ended without telling us anything (cancelled, or not the provider's fault)."""
-        self.probing = False
-
-
 @dataclass
 class Permit:
     """One admitted call: when it was sent and what it was charged against the token bucket."""
 
     sent_at: float
     charged_tokens: int
+    job: str | None = None  # the job it was sent for: the breaker counts distinct jobs
+    # False for a job that already failed on another provider: it fails everywhere, which says
+    # nothing about this provider, so its failures must not open the breaker for other jobs.
+    blame: bool = True
 
 
 class ProviderLimiter:
@@ -250,7 +216,9 @@ class ProviderLimiter:
             return
 
     @asynccontextmanager
-    async def slot(self, est_tokens: int) -> AsyncIterator[Permit]:
+    async def slot(
+        self, est_tokens: int, job: str | None = None, blame: bool = True
+    ) -> AsyncIterator[Permit]:
         """Wait for concurrency, rate and token quota (CircuitOpen if the breaker is open).
 
         A ProviderError raised inside the block is observed here; call `observe_success`
@@ -259,7 +227,7 @@ class ProviderLimiter:
         await self._admit(est_tokens)
         self.in_flight += 1
         self.calls += 1
-        permit = Permit(self._clock(), est_tokens)
+        permit = Permit(self._clock(), est_tokens, job, blame)
         self._sent.append(permit.sent_at)
         try:
             yield permit
@@ -305,7 +273,7 @@ class ProviderLimiter:
             self._tokens.give_back(permit.charged_tokens)
 
     def observe_success(self, permit: Permit, completion: Completion) -> None:
-        self.breaker.success()
+        self.breaker.success(permit.job)
         if self._tokens is not None:
             used = completion.usage.input_tokens + completion.usage.output_tokens
             self._tokens.charge(used - permit.charged_tokens)  # the estimate, corrected
@@ -325,9 +293,10 @@ class ProviderLimiter:
             return
         if error.retryable:
             self.failed += 1
-            self.breaker.failure()
-        else:
-            self.breaker.success()  # the provider answered: a bad request is not an outage
+            if permit.blame:
+                self.breaker.failure(permit.job)
+        else:  # the provider answered: a bad request is not an outage
+            self.breaker.success(permit.job)
 
     def rate_per_s(self) -> float:
         """Calls sent per second over the last RATE_WINDOW_S."""

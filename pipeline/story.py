@@ -33,6 +33,8 @@ class JobStory:
     exhausted_providers: set[str] = field(default_factory=set)
     retries: dict[str, int] = field(default_factory=dict)  # model -> transient retries done
     prior: ParkedState | None = None  # what the job did before it last waited on the retry topic
+    # Adequate providers not tried because they are known unusable (auth, quota), and why.
+    unusable: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def resume(cls, job: TaskJob, created_at: datetime) -> JobStory:
@@ -92,6 +94,15 @@ class JobStory:
             source_topic=prior.source_topic if prior else "",
             source_partition=prior.source_partition if prior else -1,
             source_offset=prior.source_offset if prior else -1,
+        )
+
+    def failed_elsewhere(self, provider: str) -> bool:
+        """Whether another provider already failed this job (rate limits aside)."""
+        if any(p != provider for p in self.exhausted_providers):
+            return True
+        return any(
+            r.provider != provider and r.outcome not in ("ok", "rate_limited")
+            for r in self.usage_rows
         )
 
     def note_try(self, candidate: Candidate) -> None:
