@@ -158,6 +158,7 @@ class ProviderLimiter:
         self.adaptive = AdaptiveRate(clock)
         self.breaker = CircuitBreaker(clock)
         self.rpm: float | None = config.rpm  # configured, or learned from the first 429
+        self.group_share = 1.0  # of rpm and tpm: this worker's part of the group (limit_share)
         self._requests = TokenBucket(self._rpm_rate(START_SHARE), clock) if config.rpm else None
         self._tokens = TokenBucket(config.tpm / 60.0 * START_SHARE, clock) if config.tpm else None
         self._blocked_until = 0.0
@@ -170,7 +171,13 @@ class ProviderLimiter:
         self.failed = 0
 
     def _rpm_rate(self, share: float) -> float:
-        return (self.rpm or 0) / 60.0 * RATE_MARGIN * share
+        return (self.rpm or 0) / 60.0 * RATE_MARGIN * share * self.group_share
+
+    def set_group_share(self, share: float) -> None:
+        """This worker's part of the provider's limits, which the whole group shares."""
+        if self._requests is not None and self.rpm and self.group_share > 0:
+            self._requests.rate *= share / self.group_share  # takes effect now, not at next call
+        self.group_share = max(1e-3, min(1.0, share))
 
     def _learn_rpm(self) -> None:
         """A 429 from a provider without a configured `rpm`: the rate we were sending at is
@@ -178,7 +185,7 @@ class ProviderLimiter:
         now = self._clock()
         self.rate_per_s()  # drops calls older than the window
         span = max(1.0, now - self._sent[0]) if self._sent else 1.0
-        self.rpm = max(1.0, len(self._sent) / span) * 60 / RATE_MARGIN
+        self.rpm = max(1.0, len(self._sent) / span) * 60 / RATE_MARGIN / self.group_share
         self.adaptive.share = self.adaptive.ceiling = 1.0
         self._requests = TokenBucket(self._rpm_rate(1.0), self._clock)
 
@@ -193,7 +200,7 @@ class ProviderLimiter:
         if self._requests is not None:
             self._requests.rate = self._rpm_rate(share)
         if self._tokens is not None and self.config.tpm:
-            self._tokens.rate = self.config.tpm / 60.0 * share
+            self._tokens.rate = self.config.tpm / 60.0 * share * self.group_share
 
     async def _pass_rate_limits(self, est_tokens: int) -> None:
         while True:
@@ -329,6 +336,11 @@ class Limits:
 
     def available(self, name: str) -> bool:
         return name in self.providers and self.providers[name].available()
+
+    def set_group_share(self, share: float) -> None:
+        """Pace every provider at `share` of its limits (pipeline.limit_share)."""
+        for limiter in self.providers.values():
+            limiter.set_group_share(share)
 
     def saturated(self) -> list[str]:
         """Providers with calls queued behind their limits."""
