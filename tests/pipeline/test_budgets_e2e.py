@@ -50,9 +50,7 @@ def sim() -> Iterator[SimThread]:
         yield running
 
 
-def setup(
-    tmp: Path, sim: SimThread, prefix: str, broker: Any, **kafka: Any
-) -> tuple[Path, list]:
+def setup(tmp: Path, sim: SimThread, prefix: str, broker: Any, **kafka: Any) -> tuple[Path, list]:
     config = write_config(
         tmp / "frugal.toml",
         prefix=prefix,
