@@ -107,7 +107,7 @@ class SpendLedger:
             log.warning("spend: no snapshot read (%s); replaying the whole log", exc)
             snapshot = None
         if snapshot is not None:
-            self.book = snapshot.restore()
+            snapshot.restore(self.book)  # in place: Budgets holds this very book
             self._covered = self._next_offset = snapshot.offset
             self._last_ts = snapshot.last_ts
             log.info("spend: resumed from a snapshot at offset %d", snapshot.offset)

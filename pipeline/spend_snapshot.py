@@ -67,10 +67,12 @@ class BookSnapshot:
         settled = {str(k): float(v) for k, v in data["settled"].items()}
         return cls(int(data["offset"]), settled, holds, float(data.get("last_ts", 0.0)))
 
-    def restore(self) -> SpendBook:
-        book = SpendBook()
+    def restore(self, book: SpendBook | None = None) -> SpendBook:
+        """The book as of the snapshot: `book` itself (others may hold it) or a new one."""
+        book = book if book is not None else SpendBook()
         book.settled = dict(self.settled)
         book.holds = OrderedDict(self.holds)
+        book.held = {}
         for hold in book.holds.values():
             for k in hold.keys:
                 book.held[k] = book.held.get(k, 0.0) + hold.usd

@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from pipeline.budgets import Budgets
 from pipeline.spend import SpendBook, SpendEvent, SpendLedger
 from pipeline.spend_snapshot import BookSnapshot
 from pipeline.topics import ensure_topics, spend_topic
-from schemas.config import KafkaConfig
+from schemas.config import BudgetConfig, KafkaConfig
 
 KEY = "global:*:total@total"
 HOUR_KEY = "global:*:hour@2020-01-01T00"  # a window long over
@@ -78,10 +79,11 @@ async def test_a_late_worker_replays_only_the_tail_and_decides_exactly(
     finally:
         await first.stop()
     late = SpendLedger(each_broker.bootstrap, topic, "late")
+    budgets = Budgets([BudgetConfig(window="total", limit_usd=1e9)], late)  # before start()
     await late.start()
     try:
         expected = first.book
-        await until(lambda: late.book.spent(KEY) == pytest.approx(expected.spent(KEY)))
+        await until(lambda: budgets.spent(KEY) == pytest.approx(expected.spent(KEY)))
         assert late.events_read < 300  # the tail after the latest snapshot, not the history
         assert list(late.book.holds) == list(expected.holds)
         # It decides like a full replay would: room for exactly what is left under a cap.
