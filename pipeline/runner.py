@@ -111,6 +111,11 @@ class JobRunner:
         if decision is not None:
             raise ParkJob(decision.delay_s, story)
 
+    def _healthy(self, provider: str) -> bool:
+        """Serving other jobs: usable, breaker closed."""
+        limiter = self.limits[provider]
+        return limiter.disabled_reason is None and limiter.breaker.state == "closed"
+
     def _note_unusable(self, story: JobStory, need: RoutingInput) -> None:
         """Adequate providers the job dies without trying, and why: known unusable here."""
         for m in self._config.models:
@@ -172,7 +177,7 @@ class JobRunner:
         scope = CallScope(model.provider, model.name, story.job.kind, story.job.tenant)
         started = time.monotonic()
         try:
-            blame = not story.failed_elsewhere(model.provider)
+            blame = not story.failed_elsewhere(model.provider, self._healthy)
             async with limiter.slot(
                 est_tokens + request.max_output_tokens, story.job.id, blame
             ) as permit:

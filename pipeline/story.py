@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -96,14 +97,16 @@ class JobStory:
             source_offset=prior.source_offset if prior else -1,
         )
 
-    def failed_elsewhere(self, provider: str) -> bool:
-        """Whether another provider already failed this job (rate limits aside)."""
-        if any(p != provider for p in self.exhausted_providers):
-            return True
-        return any(
-            r.provider != provider and r.outcome not in ("ok", "rate_limited")
+    def failed_elsewhere(self, provider: str, healthy: Callable[[str], bool]) -> bool:
+        """Whether another provider, `healthy` for other jobs, already failed this job (429s
+        aside): then the job fails everywhere. Failures on a provider in an outage prove nothing."""
+        others = {p for p in self.exhausted_providers if p != provider}
+        others |= {
+            r.provider
             for r in self.usage_rows
-        )
+            if r.provider != provider and r.outcome not in ("ok", "rate_limited")
+        }
+        return any(healthy(p) for p in others)
 
     def note_try(self, candidate: Candidate) -> None:
         if candidate.provider not in self.providers_tried:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -98,3 +99,21 @@ async def test_a_provider_known_unusable_is_skipped_and_the_dead_letter_says_why
         assert pipeline.limits.available("openai") and pipeline.limits.available("gemini")
     finally:
         await close(pipeline)
+
+
+async def test_in_an_outage_of_every_provider_jobs_park_instead_of_dying(
+    sim: SimThread, tmp_path: Any
+) -> None:
+    pipeline = pipeline_for(sim, tmp_path)
+    tickets = support_tickets(12, prefix="outage")
+    jobs = [parse_job({**t, "input": f"{t['input']}\n{MARKER}"}) for t in tickets]
+    try:
+        ends = await asyncio.gather(
+            *(pipeline.runner.run(job) for job in jobs), return_exceptions=True
+        )
+    finally:
+        await close(pipeline)
+    parked = [e for e in ends if isinstance(e, ParkJob)]
+    assert not [e for e in ends if not isinstance(e, (ParkJob, JobFailed))]
+    assert len(parked) >= len(jobs) // 2, [type(e).__name__ for e in ends]
+    assert all(not pipeline.limits.available(p) for p in ("openai", "anthropic", "gemini"))
