@@ -20,6 +20,7 @@ from pipeline.done import DoneJobs
 from pipeline.ingest import document_jobs
 from pipeline.limits import Limits
 from pipeline.producer import Producer
+from pipeline.quality import verdicts_from_lake
 from pipeline.routing import Router
 from pipeline.runner import JobFailed, JobRunner, ParkJob
 from pipeline.spend import SpendLedger
@@ -117,6 +118,8 @@ class Pipeline:
         await self.done.refresh()
         # A restarted worker remembers which models answer validly, from the usage table.
         self.router.stats.seed(await asyncio.to_thread(outcomes_from_lake, self.config.storage))
+        # ... and how often each model's answers agreed with the audit model (`model_quality`).
+        self.router.quality.seed(await asyncio.to_thread(verdicts_from_lake, self.config.storage))
         await self.producer.start()
         if self.spend is not None:
             await self.spend.start()

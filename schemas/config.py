@@ -86,6 +86,10 @@ class RouteConfig(Section):
     max_output_tokens: int | None = Field(default=None, gt=0)
     chunk_tokens: int = Field(default=2000, gt=0)  # ingest: split documents into chunks this size
     tasks: list[dict[str, Any]] = Field(default_factory=list)  # ingest: tasks for documents without
+    # Quality: a share of answers re-asked of a trusted model (see pipeline/audit.py).
+    audit_rate: float = Field(default=0.0, ge=0, le=1)
+    audit_model: str | None = None  # default: top tier, priciest
+    min_accuracy: float | None = Field(default=None, ge=0, le=1)
 
 
 class BudgetConfig(Section):
@@ -119,6 +123,7 @@ class RetryConfig(Section):
 
 class SimModelConfig(Section):
     invalid_rate: float = Field(default=0.0, ge=0, le=1)  # share of answers that fail validation
+    wrong_rate: float = Field(default=0.0, ge=0, le=1)  # share of valid answers that are wrong
     reasoning_tokens: int = Field(default=0, ge=0)  # per answer
     cached_share: float = Field(default=0.0, ge=0, le=1)  # share of input read from cache
 
@@ -170,6 +175,11 @@ class Config(Section):
         for m in self.models:
             if m.provider not in names:
                 raise ValueError(f"model {m.name!r} names unknown provider {m.provider!r}")
+        for kind, route in self.routes.items():
+            if route.audit_model is not None and route.audit_model not in model_names:
+                raise ValueError(
+                    f"routes.{kind}.audit_model names unknown model {route.audit_model!r}"
+                )
         return self
 
     def route(self, kind: str) -> RouteConfig:
