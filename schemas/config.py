@@ -110,6 +110,8 @@ class WorkerConfig(Section):
     buffer_per_partition: int = Field(default=512, ge=1)  # records fetched ahead, per partition
     status_interval_s: float = Field(default=10.0, gt=0)
     shutdown_grace_s: float = Field(default=30.0, gt=0)
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)  # Prometheus /metrics; 0 = any
+    metrics_host: str = "127.0.0.1"
 
 
 class RetryConfig(Section):
