@@ -41,6 +41,7 @@ class ResultRow(Row):
     user: str | None = None
     agent: str | None = None
     session: str | None = None
+    page: int | None = None  # the (first) PDF page the answered chunk comes from
 
     arrow_schema = pa.schema(
         [
@@ -64,6 +65,7 @@ class ResultRow(Row):
             ("user", pa.string()),
             ("agent", pa.string()),
             ("session", pa.string()),
+            ("page", pa.int32()),
         ]
     )
 
@@ -93,6 +95,9 @@ class UsageRow(Row):
     user: str | None = None
     agent: str | None = None
     session: str | None = None
+    purpose: str = "answer"  # answer | audit (a re-ask of `audit_of`'s answer by the audit model)
+    audit_of: str = ""  # audit calls: the model whose answer was checked
+    agreed: bool | None = None  # audit calls: whether both answers matched (None: no verdict)
 
     arrow_schema = pa.schema(
         [
@@ -119,6 +124,9 @@ class UsageRow(Row):
             ("user", pa.string()),
             ("agent", pa.string()),
             ("session", pa.string()),
+            ("purpose", pa.string()),
+            ("audit_of", pa.string()),
+            ("agreed", pa.bool_()),
         ]
     )
 
