@@ -177,6 +177,12 @@ def lake_query(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
             lakehouse.attach(con, storage, read_only=True)
         except duckdb.Error:  # a worker is creating it right now: nothing folded yet
             folded = False
+    if folded:
+        tables = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'lake' "
+            "AND table_name = 'folded_files'"
+        ).fetchone()
+        folded = bool(tables and tables[0])
     for table in ("results", "usage", "dead_letters"):
         files = f"SELECT * FROM read_parquet('{lake}/{table}/*/*/*.parquet', hive_partitioning=true, union_by_name=true, filename=true)"
         if folded:

@@ -63,7 +63,7 @@ def compacted(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) 
                 "flush_interval_s": 0.2,
                 "compact_interval_s": 0.5,
                 "compact_after_s": 0.3,
-                "compact_grace_s": 1.0,
+                "compact_grace_s": 3.0,  # longer than any reader query here, even on a loaded machine
             },
         )
         config = Config.model_validate(__import__("tomllib").loads(path.read_text()))
