@@ -170,7 +170,9 @@ def ensure_catalog(storage: StorageConfig) -> None:
                 con.execute(statement)
             con.execute("COMMIT")
         except duckdb.Error as exc:
-            if _is_lock_conflict(exc) and attempt < _LOCK_RETRIES - 1:
+            # Lock, or another process creating the same lake tables at once (shared catalog).
+            busy = _is_lock_conflict(exc) or "failed to commit" in str(exc).lower()
+            if busy and attempt < _LOCK_RETRIES - 1:
                 con.close()
                 _backoff(attempt)
                 continue

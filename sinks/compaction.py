@@ -62,7 +62,8 @@ def compact(
                 report = _one_pass(storage, min_age, grace)
                 break
             except (duckdb.Error, QueryError) as exc:
-                if "locked" not in str(exc) or attempt == _BUSY_RETRIES - 1:
+                busy = "locked" in str(exc) or "failed to commit" in str(exc).lower()
+                if not busy or attempt == _BUSY_RETRIES - 1:
                     if isinstance(exc, QueryError):
                         raise
                     message = lakehouse._scrub(exc, storage)
