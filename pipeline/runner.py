@@ -76,8 +76,10 @@ class JobRunner:
         story.budget_blocked |= plan.budget_blocked
         over_budget = [m for m, why in plan.rejected.items() if why == OVER_BUDGET]
         for candidate in plan.candidates:
-            if candidate.provider in skip_providers or not self.limits.available(
-                candidate.provider
+            if (
+                candidate.provider in skip_providers
+                or candidate.model.name in story.skip_models
+                or not self.limits.available(candidate.provider)
             ):
                 continue
             candidate = replace(

@@ -84,6 +84,8 @@ class UsageRow(Row):
     route_reason: str = ""  # why this model was picked at this point
     estimated_cost_usd: float = 0.0
     error: str = ""
+    mode: str = "sync"  # sync | batch (a provider batch API, at the batch price)
+    batch_id: str | None = None
 
     arrow_schema = pa.schema(
         [
@@ -107,6 +109,8 @@ class UsageRow(Row):
             ("route_reason", pa.string()),
             ("estimated_cost_usd", pa.float64()),
             ("error", pa.string()),
+            ("mode", pa.string()),
+            ("batch_id", pa.string()),
         ]
     )
 
