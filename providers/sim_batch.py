@@ -7,7 +7,6 @@ code that answers synchronous calls.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import re
@@ -109,9 +108,8 @@ class SimBatches:
             f"{prefix}{self.server._session}{self.created:06d}", protocol, model, items
         )
         self.batches[batch.id] = batch
-        for _, body in items:
-            text = json.dumps(body.get("messages") or body.get("contents"), sort_keys=True)
-            self.submitted[hashlib.sha256(f"{model}\n{text}".encode()).hexdigest()] += 1
+        for custom_id, _ in items:  # the same custom id twice = the same request resubmitted
+            self.submitted[f"{model}/{custom_id}"] += 1
         return batch
 
     def _advance(self, batch: SimBatch) -> None:

@@ -88,7 +88,7 @@ def batch_config(tmp: Path, prefix: str, running: dict[str, SimThread], **sectio
     providers = sim_providers({n: s.base_url for n, s in running.items()}, batch=True)
     return write_config(
         tmp / "frugal.toml", prefix=prefix, data_dir=tmp / "data", providers=providers,
-        models=MODELS, batch={**BATCH, **sections.pop("batch", {})},
+        models=[m for m in MODELS if m["provider"] in running], batch={**BATCH, **sections.pop("batch", {})},
         retry={"max_retries": 3, "base_delay_s": 0.05, "max_delay_s": 0.5}, **sections,
     )  # fmt: skip
 
