@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from pipeline.batch_results import BatchFollower
-from pipeline.batching import Batcher, Waiting, custom_id_for, submission_key
+from pipeline.batching import UNANSWERED, Batcher, Waiting, custom_id_for, submission_key
 from pipeline.budgets import CallScope
 from pipeline.deadlines import is_batchable, job_deadline, seconds_left
 from pipeline.limits import Limits
@@ -16,6 +16,8 @@ from providers.batch_base import BatchClient, BatchEntry
 from schemas.batches import BatchItem
 from schemas.config import Config
 from schemas.jobs import TaskJob
+
+MAX_RESUBMISSIONS = 1  # a request whose batch expired or was cancelled goes in one more batch
 
 
 @dataclass(frozen=True)
@@ -80,10 +82,12 @@ class BatchIntake:
         deadline = job_deadline(job, self._config, published_at)  # JobError when unparseable
         if not is_batchable(deadline, self._config):
             return False
+        parked = job.parked
+        if parked and parked.retries.get(UNANSWERED, 0) > MAX_RESUBMISSIONS:
+            return False  # its batches expired (or were cancelled) before: answer it now
         key = submission_key(job)
         if key in self._batcher.known:
             return True  # already durably in a submitted batch (redelivered after a crash)
-        parked = job.parked
         skip_models = set(parked.skip_models) if parked else set()
         skip_providers = set(parked.exhausted_providers) if parked else set()
         choice = self._modes.choose(job, need, skip_models, skip_providers)

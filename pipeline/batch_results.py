@@ -8,7 +8,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from pipeline.batching import Batcher
+from pipeline.batching import UNANSWERED, Batcher
 from pipeline.budgets import CallScope
 from pipeline.prompts import build_request
 from pipeline.retry import Next, RetryPolicy, sleep_unless
@@ -94,6 +94,7 @@ class BatchFollower:
         started = time.monotonic()
         if outcome.unanswered:  # expired or cancelled: nothing billed, try again
             await self._batcher.settle(item.custom_id, scope, 0.0)
+            story.retries[UNANSWERED] = story.retries.get(UNANSWERED, 0) + 1
             end.again.append(self._again(story, job))
             return
         if outcome.completion is not None:

@@ -19,8 +19,8 @@ from pipeline.story import utcnow
 from providers.batch_base import BatchClient, BatchEntry
 from schemas.batches import BatchItem, BatchTicket
 from schemas.config import Config, ModelConfig
-from schemas.errors import ProviderError
-from schemas.jobs import TaskJob
+from schemas.errors import JobError, ProviderError
+from schemas.jobs import TaskJob, parse_job
 
 log = logging.getLogger("frugal.batches")
 MAX_TICKET_BYTES = 4 * 1024 * 1024  # a ticket is one Kafka record: keep it well below the limit
@@ -29,9 +29,15 @@ TICK_S = 0.05
 SendTicket = Callable[[str, bytes], Awaitable[None]]
 
 
+UNANSWERED = "batch:unanswered"  # story.retries key: times a batch expired or was cancelled
+
+
 def submission_key(job: TaskJob) -> str:
     """One attempt of one job: a batch never holds it twice, a restart never resubmits it."""
-    return f"{job.id}#{job.parked.attempts if job.parked else 0}"
+    parked = job.parked
+    if parked is None:
+        return f"{job.id}#0#0"
+    return f"{job.id}#{parked.attempts}#{parked.retries.get(UNANSWERED, 0)}"
 
 
 def custom_id_for(key: str) -> str:
@@ -233,6 +239,6 @@ class Batcher:
 def _keys_of(ticket: BatchTicket) -> list[str]:
     keys = []
     for item in ticket.items:
-        parked = item.job.get("parked") or {}
-        keys.append(f"{item.job.get('id')}#{parked.get('attempts', 0)}")
+        with contextlib.suppress(JobError):
+            keys.append(submission_key(parse_job(item.job)))
     return keys
