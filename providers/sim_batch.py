@@ -130,6 +130,7 @@ class SimBatches:
             self.stats.requests += 1
             self.stats.model(req.model).calls += 1
             reply: Reply = self.server._reply(wire, req, _VIEW, f"req_{cid}", self.stats)
+            self.stats.ok += 1
             batch.results[cid] = {"ok": reply.body}
         batch.status = "ended"
 
