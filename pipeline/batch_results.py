@@ -116,11 +116,11 @@ class BatchFollower:
                 await self._batcher.settle(item.custom_id, scope, story.usage_rows[-1].cost_usd)
                 return
         else:
-            error = outcome.error
-            assert error is not None
-            usage = getattr(error, "usage", None) or Usage()
-            self._record(story, candidate, usage, error.type, started, str(error), ticket)
-            self._next_after_error(story, model.name, error)
+            failure = outcome.error
+            assert failure is not None
+            usage = getattr(failure, "usage", None) or Usage()
+            self._record(story, candidate, usage, failure.type, started, str(failure), ticket)
+            self._next_after_error(story, model.name, failure)
         story.last_error = getattr(outcome, "error", None) or story.last_error
         await self._batcher.settle(item.custom_id, scope, story.usage_rows[-1].cost_usd)
         end.rows.extend(story.usage_rows)

@@ -96,6 +96,6 @@ class AnthropicBatchClient(BatchClient):
             body = result.get("error") or {}
             inner = body.get("error") or {}
             return self.outcome_of_error(
-                cid, model, _ERROR_STATUS.get(inner.get("type"), 500), body
+                cid, model, _ERROR_STATUS.get(str(inner.get("type")), 500), body
             )
         return BatchOutcome(cid)  # canceled or expired: never run

@@ -240,7 +240,8 @@ class SimBatches:
     def _openai_files(self, batch: SimBatch) -> tuple[str | None, str | None]:
         if batch.open:
             return None, None
-        ok, failed = [], []
+        ok: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
         for cid, _ in batch.items:
             result = batch.results.get(cid)
             if result is None:
@@ -287,7 +288,7 @@ class SimBatches:
                         },
                     }
                 )
-        refs = []
+        refs: list[str | None] = []
         for name, lines in (("out", ok), ("err", failed)):
             if lines:
                 file_id = f"file-{batch.id}-{name}"
@@ -331,9 +332,10 @@ class SimBatches:
             model = str((requests[0].get("params") or {}).get("model")) if requests else ""
             batch = self._new("anthropic", model, [(r["custom_id"], r["params"]) for r in requests])
             return web.json_response(self._anthropic_batch(batch, request))
-        batch = self._find(m.group("id") or "")
-        if batch is None:
+        found = self._find(m.group("id") or "")
+        if found is None:
             return self._missing(m.group("id") or "")
+        batch = found
         if m.group("tail") == "/cancel":
             self._cancel(batch)
         if m.group("tail") == "/results":

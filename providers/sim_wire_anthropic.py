@@ -92,8 +92,13 @@ class AnthropicWire:
         req.prompt_tokens += schema_tokens(req.schema)
         if _marked_for_cache(body.get("system")):  # tools, then system: the cached prefix
             req.cache_prefix = repr((body.get("tools"), body.get("system")))
-            req.cache_prefix_tokens = tokens - 3 + schema_tokens(req.schema) - sum(
-                4 + sum(count_tokens(t) for t in texts_of(m.get("content"))) for m in messages
+            req.cache_prefix_tokens = (
+                tokens
+                - 3
+                + schema_tokens(req.schema)
+                - sum(
+                    4 + sum(count_tokens(t) for t in texts_of(m.get("content"))) for m in messages
+                )
             )
         return req
 

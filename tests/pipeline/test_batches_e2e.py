@@ -7,11 +7,9 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from batch_run import (
@@ -69,7 +67,9 @@ def test_every_deadline_job_gets_exactly_one_correct_result(runs: Runs) -> None:
 
 
 def test_nine_in_ten_successful_calls_go_through_batches(runs: Runs) -> None:
-    rows = runs.batch.sql("SELECT mode, count(*) AS n FROM usage WHERE outcome = 'ok' GROUP BY mode")
+    rows = runs.batch.sql(
+        "SELECT mode, count(*) AS n FROM usage WHERE outcome = 'ok' GROUP BY mode"
+    )
     by_mode = {r["mode"]: r["n"] for r in rows}
     assert by_mode.get("batch", 0) >= 0.9 * sum(by_mode.values()), by_mode
     escalated = runs.batch.sql(
@@ -207,5 +207,3 @@ def test_a_long_shared_instruction_is_read_from_anthropics_cache_after_the_first
     share = sum(r["cached_input_tokens"] for r in rows) / sum(r["input_tokens"] for r in rows)
     print(f"cached share of input: {share:.3f}")
     assert share > 0.5
-
-
