@@ -17,6 +17,7 @@ from pipeline.runner import JobRunner
 from pipeline.story import JobStory
 from pipeline.validation import validate_output
 from providers.batch_base import BatchOutcome, BatchState
+from providers.batch_pricing import resolve_batch_prices
 from schemas.batches import BatchItem, BatchTicket
 from schemas.completion import Usage
 from schemas.config import Config
@@ -45,6 +46,11 @@ class BatchFollower:
         self._runner = runner
         self._batcher = batcher
         self._retry = RetryPolicy(config.retry)
+        self.prices = {
+            m.name: resolve_batch_prices(m, config.provider(m.provider))
+            for m in config.models
+            if m.provider in batcher.clients
+        }
 
     async def follow(self, ticket: BatchTicket, already_done: set[str] | None = None) -> BatchEnd:
         client = self._batcher.clients[ticket.provider]

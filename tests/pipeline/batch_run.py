@@ -93,11 +93,21 @@ def batch_config(tmp: Path, prefix: str, running: dict[str, SimThread], **sectio
     )  # fmt: skip
 
 
-def catalog_dollars(provider: str, model: str, bill: dict[str, Any]) -> float:
+def catalog_dollars(provider: str, model: str, bill: dict[str, Any], batch: bool = False) -> float:
+    """The bill priced by genai-prices: for batches its batch variant where it has one, else
+    half the list price (the providers' batch discount)."""
     usage = CatalogUsage(
         input_tokens=bill["input_tokens"],
         cache_read_tokens=bill["cached_input_tokens"],
         cache_write_tokens=bill["cache_write_tokens"],
         output_tokens=bill["output_tokens"],
     )
-    return float(calc_price(usage, model, provider_id=CATALOG_PROVIDER[provider]).total_price)
+    catalog = CATALOG_PROVIDER[provider]
+    listed = float(calc_price(usage, model, provider_id=catalog).total_price)
+    if not batch:
+        return listed
+    context = {"processing": "batch"}
+    batched = float(
+        calc_price(usage, model, provider_id=catalog, price_context=context).total_price
+    )
+    return batched if batched != listed else listed * 0.5

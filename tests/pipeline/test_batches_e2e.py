@@ -97,8 +97,7 @@ def test_batch_usage_equals_each_providers_bill(runs: Runs) -> None:
         assert row["calls"] == bill["calls"], key
         for token in TOKENS:
             assert row[token] == bill[token], (key, token)
-        discount = 0.5 if key[2] == "batch" else 1.0
-        dollars = catalog_dollars(key[0], key[1], bill) * discount
+        dollars = catalog_dollars(key[0], key[1], bill, batch=key[2] == "batch")
         assert row["usd"] == pytest.approx(dollars, rel=1e-6), key
     assert all(r["batches"] >= 1 for r in rows if r["mode"] == "batch")
 
