@@ -26,5 +26,7 @@ def test_demo_processes_the_bundled_samples_and_prints_the_saving(tmp_path: Path
     assert "saved" in done.stdout and "Spend by model" in done.stdout
     data = tmp_path / "data" / "demo"
     answered = lake_query(data, "SELECT count(DISTINCT job_id) FROM results_all")[0][0]
-    assert answered == 150 + 60 + 12 * 2  # tickets + invoices + two tasks per document
+    # tickets + invoices + two tasks per document, then the tickets again with a deadline
+    assert answered == 150 + 60 + 12 * 2 + 150
+    assert "Deadline run" in done.stdout and "of the synchronous bill" in done.stdout
     assert (data / "frugal.toml").exists()
