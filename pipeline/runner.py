@@ -230,7 +230,7 @@ class JobRunner:
         u = completion.usage
         self.router.stats.record(
             candidate.model.name, job.kind, valid, u.output_tokens, u.input_tokens,
-            u.cached_input_tokens,
+            u.cached_input_tokens, u.cache_write_tokens,
         )  # fmt: skip
 
     def _note_failure(self, story: JobStory) -> None:
