@@ -116,8 +116,6 @@ class Pipeline:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.status_sources: list[Callable[[], str]] = []  # more lines for the status log
-        if self.batch_mode.active:
-            self.status_sources.append(self.batch_mode.batcher.status)
         self.processed = 0
 
     async def start(self) -> None:
@@ -160,7 +158,10 @@ class Pipeline:
             await asyncio.sleep(interval)
             for name, limiter in self.limits.providers.items():
                 caps = self.budgets.for_provider(name)
-                log.info("status %s%s", limiter.status(), f" spend {caps}" if caps else "")
+                batches = self.batch_mode.batcher.provider_status(name)
+                log.info(
+                    "status %s%s%s", limiter.status(), batches, f" spend {caps}" if caps else ""
+                )
             for line in [*self.budgets.status(), *(source() for source in self.status_sources)]:
                 log.info("status %s", line)
 

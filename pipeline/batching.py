@@ -89,12 +89,11 @@ class Batcher:
     def queued(self, provider: str) -> int:
         return sum(len(q) for q in self._queues.values() if q and q[0].model.provider == provider)
 
-    def status(self) -> str:
-        parts = [
-            f"{name} {len(self.open.get(name, ()))} open, {self.queued(name)} queued"
-            for name in self.clients
-        ]
-        return "batches " + "; ".join(parts)
+    def provider_status(self, provider: str) -> str:
+        """For the provider's status line: its open batches and requests queued for one."""
+        if provider not in self.clients:
+            return ""
+        return f" batches={len(self.open.get(provider, ()))} batch_queued={self.queued(provider)}"
 
     async def enqueue(self, waiting: Waiting) -> bool:
         self._queues.setdefault(waiting.model.name, []).append(waiting)

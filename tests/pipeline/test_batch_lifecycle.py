@@ -74,6 +74,10 @@ def test_frugal_batches_cancel_stops_a_batch_and_its_jobs_are_still_answered(
                               log=tmp_path / "worker.log")  # fmt: skip
         try:
             wait_for(lambda: sim.stats()["batch"]["batches_created"], timeout=60, what="a batch")
+            wait_for(  # the provider's status line shows its open batch
+                lambda: "batches=1 batch_queued=0" in (tmp_path / "worker.log").read_text(),
+                timeout=30, what="a status line with the open batch",
+            )  # fmt: skip
             wait_for(
                 lambda: run.frugal(["batches", "--status", "open"]).stdout.count("msgbatch_"),
                 timeout=30, what="the batch listed as open",
