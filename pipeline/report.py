@@ -149,12 +149,8 @@ def render_report(config: Config, console: Console | None = None) -> None:
     ]
     by_mode = spend_by_mode(config)
     if by_mode is not None:
-        parts.append(
-            _table("Spend by mode: sync, and provider batches at the batch price", by_mode)
-        )
-    parts.append(
-        _table("Prompt cache: cached share of input, and its saving", prompt_cache(config))
-    )
+        parts.append(_table("Spend by mode (batch: provider batch APIs)", by_mode))
+    parts.append(_table("Prompt cache: share of input read from cache", prompt_cache(config)))
     s = saving(config)
     if s is not None:
         parts.append(summary(s))

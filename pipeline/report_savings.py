@@ -4,6 +4,8 @@ batching saved, and the cached share of input with what prompt caching saved."""
 from __future__ import annotations
 
 from pipeline.app import resolve_all_prices
+from providers.pricing import cost_usd
+from schemas.completion import Usage
 from schemas.config import Config
 from sinks.catalog import QueryResult, query
 from sinks.errors import QueryError
@@ -11,29 +13,35 @@ from sinks.errors import QueryError
 PER_MTOK = 1e-6
 
 
-def _discount_case(config: Config) -> str:
-    """SQL: the provider's batch discount for the row's provider (0.5 when not configured)."""
-    whens = " ".join(
-        f"WHEN '{p.name.replace(chr(39), chr(39) * 2)}' THEN {p.batch_discount}"
-        for p in config.providers
-    )
-    return f"CASE provider {whens} ELSE 0.5 END" if whens else "0.5"
-
-
 def spend_by_mode(config: Config) -> QueryResult | None:
-    """Calls and dollars per mode; `saved` is what the batched calls would have cost at the
-    list price, minus what they cost."""
-    sql = f"""
-        SELECT coalesce(mode, 'sync') AS mode, count(*) AS calls,
-               count(DISTINCT batch_id) AS batches,
-               printf('$%.6f', sum(cost_usd)) AS usd,
-               printf('$%.6f', sum(CASE WHEN mode = 'batch'
-                   THEN cost_usd / {_discount_case(config)} - cost_usd ELSE 0 END)) AS saved
-        FROM usage GROUP BY ALL ORDER BY mode"""
+    """Calls and dollars per mode; a batch's `saving` is what its calls' tokens would have
+    cost at the list (sync) price, minus what they cost."""
     try:
-        return query(config.storage, sql)
+        modes = query(
+            config.storage,
+            """SELECT coalesce(mode, 'sync'), count(*), count(DISTINCT batch_id), sum(cost_usd)
+               FROM usage GROUP BY ALL ORDER BY 1""",
+        ).rows
+        batched = query(
+            config.storage,
+            """SELECT model, sum(input_tokens), sum(cached_input_tokens),
+                      sum(cache_write_tokens), sum(output_tokens), sum(cost_usd)
+               FROM usage WHERE mode = 'batch' GROUP BY ALL""",
+        ).rows
     except QueryError:  # a lake written before modes existed
         return None
+    prices = resolve_all_prices(config)
+    saving = 0.0
+    for model, inp, cached, written, out, paid in batched:
+        if model in prices:
+            usage = Usage(input_tokens=int(inp), cached_input_tokens=int(cached),
+                          cache_write_tokens=int(written), output_tokens=int(out))  # fmt: skip
+            saving += cost_usd(prices[model], usage) - float(paid)
+    rows = [
+        (mode, calls, batches, f"${usd:.6f}", f"${saving if mode == 'batch' else 0.0:.6f}")
+        for mode, calls, batches, usd in modes
+    ]
+    return QueryResult(["mode", "calls", "batches", "usd", "saving"], rows)
 
 
 def prompt_cache(config: Config) -> QueryResult:
@@ -60,5 +68,12 @@ def prompt_cache(config: Config) -> QueryResult:
                 - written * (write_price - p.input_per_mtok)
             ) * PER_MTOK
         share = cached / total if total else 0.0
-        out.append((model, int(total), int(cached), int(written), f"{share:.1%}", f"${saved:.6f}"))
-    return QueryResult(["model", "input", "cached", "cache_writes", "cached_share", "saved"], out)
+        out.append((model, _k(cached), _k(written), f"{share:.1%}", f"${saved:.6f}"))
+    return QueryResult(["model", "cached", "writes", "share", "saving"], out)
+
+
+def _k(tokens: int) -> str:
+    """Token counts as the report writes them: 22.0k, 1.3M."""
+    if tokens >= 1_000_000:
+        return f"{tokens / 1e6:.1f}M"
+    return f"{tokens / 1e3:.1f}k" if tokens >= 10_000 else str(int(tokens))

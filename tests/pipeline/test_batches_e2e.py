@@ -206,3 +206,12 @@ def test_a_long_shared_instruction_is_read_from_anthropics_cache_after_the_first
     share = sum(r["cached_input_tokens"] for r in rows) / sum(r["input_tokens"] for r in rows)
     print(f"cached share of input: {share:.3f}")
     assert share > 0.5
+
+
+def test_the_report_shows_spend_and_saving_by_mode(runs: Runs) -> None:
+    done = runs.batch.frugal(["report"])
+    assert done.returncode == 0, done.stderr
+    line = next(ln for ln in done.stdout.splitlines() if "│ batch │" in ln or "│  batch │" in ln)
+    usd, saving = (float(c.strip().lstrip("$")) for c in line.split("│")[4:6])
+    assert usd > 0 and saving == pytest.approx(usd, rel=0.05)  # half price: saved as much as paid
+    assert "Prompt cache" in done.stdout
