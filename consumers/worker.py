@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import faust
@@ -86,6 +86,8 @@ class StreamWorker:
         self._flush_at = max(1, config.worker.max_in_flight // 2)
         self._early_flush: asyncio.Task[None] | None = None
         self._accepting = True
+        # --drain: waits for the drain in place of DrainWatch.wait_done (e.g. showing progress).
+        self.drain_follower: Callable[[DrainWatch], Coroutine[Any, Any, None]] | None = None
         for kind in kinds:
             self._add_agent(kind, job_topic(config.kafka, kind))
         self._add_agent("retry", retry_topic(config.kafka))
@@ -99,6 +101,8 @@ class StreamWorker:
             pipeline.limits.saturated,
         )
         pipeline.status_sources.append(self.intake.status)
+        pipeline.metrics.sources.records_in_flight = lambda: len(self._in_flight)
+        pipeline.metrics.sources.intake_paused = lambda: bool(self.intake.paused)
         self.app.on_partitions_assigned.connect(self._on_partitions_assigned)  # type: ignore[arg-type]
 
     @property
@@ -250,7 +254,8 @@ class StreamWorker:
         waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
         helpers: list[asyncio.Task[None]] = []
         if drain:
-            waiters.append(asyncio.create_task(watch.wait_done()))
+            follow = self.drain_follower or (lambda watch: watch.wait_done())
+            waiters.append(asyncio.create_task(follow(watch)))
             helpers.append(asyncio.create_task(self._settle_when_idle()))
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)

@@ -48,6 +48,12 @@ def _kinds(raw: str | None) -> list[str]:
 def cmd_worker(args: argparse.Namespace, config: Config) -> int:
     from pipeline.worker_main import run_worker
 
+    if args.metrics_port is not None:
+        if not 0 <= args.metrics_port <= 65535:
+            raise FrugalError(f"--metrics-port: {args.metrics_port} is not a TCP port (0-65535)")
+        config.worker.metrics_port = args.metrics_port
+    if args.metrics_host:
+        config.worker.metrics_host = args.metrics_host
     return asyncio.run(run_worker(config, _kinds(args.kinds), drain=args.drain))
 
 
@@ -62,7 +68,7 @@ def cmd_publish(args: argparse.Namespace, config: Config) -> int:
     for problem in summary.skipped:
         print(f"skipped {problem}", file=sys.stderr)
     with running_broker(config.kafka.bootstrap) as bootstrap:
-        asyncio.run(publish(config, bootstrap, records, summary, show_progress=sys.stderr.isatty()))
+        asyncio.run(publish(config, bootstrap, records, summary))
     print(summary.line())
     return 1 if summary.skipped else 0
 
@@ -90,6 +96,13 @@ def cmd_sql(args: argparse.Namespace, config: Config) -> int:
 def cmd_report(args: argparse.Namespace, config: Config) -> int:
     from pipeline.report import render_report
 
+    if args.html:
+        from pathlib import Path
+
+        from pipeline.report_html import write_html_report
+
+        print(f"wrote {write_html_report(config, Path(args.html))}")
+        return 0
     render_report(config)
     return 0
 
@@ -161,6 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("worker", cmd_worker, "run stream workers")
     p.add_argument("--kinds", help="comma-separated job kinds (default: all)")
     p.add_argument("--drain", action="store_true", help="exit 0 once the backlog is done")
+    p.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus metrics at /metrics on this port"
+    )
+    p.add_argument("--metrics-host", help="address the metrics bind to (default 127.0.0.1)")
     p = add("publish", cmd_publish, "publish documents or JSON Lines of jobs")
     p.add_argument("--kind", help="topic for JSON Lines without a kind")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files, directories, or - for stdin")
@@ -168,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("sql", cmd_sql, "run SQL on the DuckDB catalog")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("query")
-    add("report", cmd_report, "cost and volume summary")
+    p = add("report", cmd_report, "cost and volume summary")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report with charts")
     p = add("call", cmd_call, "one request through one provider, no routing")
     p.add_argument("--provider", required=True)
     p.add_argument("--model", required=True)

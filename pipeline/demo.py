@@ -29,12 +29,13 @@ DEMO_DIR = Path("data/demo")
 KEY_ENVS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY")
 PROTOCOL_PATHS = {"openai": "/v1", "azure-openai": "", "anthropic": "/v1", "gemini": "/v1beta"}
 
-# Cheap models that are sometimes wrong, so the demo shows escalation at work.
+# Cheap models that are sometimes wrong, so the demo shows escalation at work, and one whose
+# labels are often valid but wrong, so it shows audits catching it.
 DEMO_SIM = SimConfig(
     latency_ms=20,
     batch=SimBatchConfig(completion_delay_s=0.5),
     models={
-        "gemini-2.0-flash-lite": SimModelConfig(invalid_rate=0.12),
+        "gemini-2.0-flash-lite": SimModelConfig(invalid_rate=0.12, wrong_rate=0.25),
         "gpt-4.1-nano": SimModelConfig(invalid_rate=0.08, cached_share=0.3),
         "gemini-2.5-flash": SimModelConfig(reasoning_tokens=24),
     },
@@ -61,6 +62,10 @@ def demo_config(base: Config, bootstrap: str, sim_url: str | None) -> Config:
             provider.api_key = None
             provider.rpm = provider.tpm = None
             provider.max_concurrency = 64
+        classify = config.route("classify")
+        config.routes["classify"] = classify.model_copy(
+            update={"audit_rate": 0.1, "min_accuracy": 0.9}
+        )
     else:  # real providers: only those with a key
         keyed = {p.name for p in config.providers if p.api_key is not None}
         config.providers = [p for p in config.providers if p.name in keyed]

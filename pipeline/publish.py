@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from pipeline.producer import Producer
+from pipeline.progress import Snapshot, progress_view
 from pipeline.topics import ensure_topics, job_topic
 from schemas.config import JOB_KINDS, Config
 from schemas.errors import FrugalError
@@ -114,16 +113,11 @@ async def publish(
     show_progress: bool = True,
 ) -> PublishSummary:
     await ensure_topics(bootstrap, config.kafka)
+    # A bar on a terminal, plain lines on stderr otherwise (stdout keeps the one summary line).
+    view = progress_view("publishing", sys.stderr, enabled=show_progress)
+    now = Snapshot(total=len(records))
     async with Producer(bootstrap) as producer:
-        with Progress(
-            TextColumn("publishing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            disable=not show_progress,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("publish", total=len(records))
+        try:
             batch = 500
             for start in range(0, len(records), batch):
                 chunk = records[start : start + batch]
@@ -134,5 +128,8 @@ async def publish(
                     )
                 for r in chunk:
                     summary.by_kind[r.kind] += 1
-                progress.update(task, advance=len(chunk))
+                now.done += len(chunk)
+                view.show(now)
+        finally:
+            view.close(now)
     return summary

@@ -9,11 +9,12 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import replace
 from datetime import datetime
 
+from pipeline.audit import Auditor
 from pipeline.budgets import Budgets, CallScope, Reservation
 from pipeline.limits import CircuitOpen, Limits
 from pipeline.prompts import build_request, instructions, output_allowance
 from pipeline.retry import Next, RetryPolicy, sleep_unless
-from pipeline.routing import OVER_BUDGET, Candidate, Router, RoutingInput
+from pipeline.routing import INACCURATE, OVER_BUDGET, Candidate, Router, RoutingInput
 from pipeline.story import JobFailed, JobStory, ParkJob, utcnow
 from pipeline.validation import validate_output
 from providers.base import ProviderAdapter
@@ -54,6 +55,7 @@ class JobRunner:
         self.limits = limits
         self.budgets = budgets
         self._retry = RetryPolicy(config.retry)
+        self.auditor = Auditor(config, router)
         self.worker_id = worker_id
         # Set while the worker shuts down or hands partitions over: backoffs park instead.
         self.hurry = asyncio.Event()
@@ -75,6 +77,9 @@ class JobRunner:
         plan = self.router.plan(need)
         story.budget_blocked |= plan.budget_blocked
         over_budget = [m for m, why in plan.rejected.items() if why == OVER_BUDGET]
+        inaccurate = "".join(
+            f"; {m} {why}" for m, why in plan.rejected.items() if why.startswith(INACCURATE)
+        )
         for candidate in plan.candidates:
             if (
                 candidate.provider in skip_providers
@@ -82,12 +87,17 @@ class JobRunner:
                 or not self.limits.available(candidate.provider)
             ):
                 continue
+            if self.router.inaccuracy(candidate.model, story.job) is not None:
+                continue  # found inaccurate for the kind since the plan was made
             candidate = replace(
-                candidate, reason=candidate.reason + _passed_over(story, over_budget)
+                candidate, reason=candidate.reason + _passed_over(story, over_budget) + inaccurate
             )
             outcome = await self._try_candidate(story, candidate, need, over_budget)
             if isinstance(outcome, ResultRow):
-                return outcome, story
+                checked = await self._checked(story, candidate, outcome, need)
+                if checked is not None:
+                    return checked, story
+                continue
             if outcome is Next.NEXT_PROVIDER:
                 skip_providers.add(candidate.provider)
         self._park_if_a_provider_may_recover(story, need)
@@ -97,6 +107,35 @@ class JobRunner:
             error = BudgetExhausted(f"no adequate model has budget left under the caps{last}")
             raise JobFailed(story, error)
         raise JobFailed(story, story.failure())
+
+    async def _checked(
+        self, story: JobStory, candidate: Candidate, answer: ResultRow, need: RoutingInput
+    ) -> ResultRow | None:
+        """The answer after its audit (the audit model's answer when they disagree), or None
+        when the model was found inaccurate for the kind while it answered: escalate then."""
+        if self.router.inaccuracy(candidate.model, story.job) is not None:
+            last = story.usage_rows[-1]
+            story.usage_rows[-1] = last.model_copy(update={"outcome": "inaccurate_model"})
+            return None
+        audit = self.auditor.audit_call(story.job, candidate, need)
+        if audit is None:
+            return answer
+        request = build_request(
+            story.job, min(need.output_allowance, audit.model.max_output_tokens)
+        )
+        with self.auditor.quality.auditing(candidate.model.name, story.job.kind):
+            try:
+                reference = await self._call(story, audit, request, need.input_tokens)
+            except CircuitOpen:
+                reference = None
+        if not isinstance(reference, ResultRow):  # no verdict: the answer stands, audit billed
+            return _with_costs(answer, story)
+        agreed = self.auditor.judge(answer, reference, candidate.model.name)
+        story.usage_rows[-1] = story.usage_rows[-1].model_copy(update={"agreed": agreed})
+        if agreed:
+            return _with_costs(answer, story)
+        why = f"{reference.route_reason}: overruled {candidate.model.name}'s {answer.output[:200]}"
+        return _with_costs(reference.model_copy(update={"route_reason": why}), story)
 
     def _park_if_a_provider_may_recover(self, story: JobStory, need: RoutingInput) -> None:
         """An adequate provider this job has not exhausted is only paused (breaker open): wait."""
@@ -271,6 +310,8 @@ class JobRunner:
                 route_reason=candidate.reason,
                 estimated_cost_usd=candidate.estimated_cost_usd,
                 error=error[:500],
+                purpose=candidate.purpose,
+                audit_of=candidate.audit_of,
             )
         )
 
@@ -298,6 +339,19 @@ class JobRunner:
             route_reason=candidate.reason,
             worker=self.worker_id,
         )
+
+
+def _with_costs(row: ResultRow, story: JobStory) -> ResultRow:
+    """The result row billed for every call of the job, its audit included."""
+    input_tokens, output_tokens = story.tokens()
+    return row.model_copy(
+        update={
+            "attempts": story.attempts,
+            "cost_usd": story.cost_usd,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+        }
+    )
 
 
 def _passed_over(story: JobStory, over_budget: list[str]) -> str:

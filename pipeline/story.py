@@ -98,6 +98,8 @@ class JobStory:
         )
 
     def note_try(self, candidate: Candidate) -> None:
+        if candidate.purpose == "audit":
+            return  # an audit is no escalation, and never the reason a job fails
         if candidate.provider not in self.providers_tried:
             self.providers_tried.append(candidate.provider)
         if candidate.model.name not in self.models_tried:

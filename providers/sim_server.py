@@ -261,7 +261,10 @@ class SimServer:
         """
         settings = self.config.models.get(req.model, _DEFAULT_MODEL)
         schema = req.schema if req.mode != "text" else None
-        ans = answer(schema, req.user_text, req.model, settings.invalid_rate, req.mode == "tool")
+        ans = answer(
+            schema, req.user_text, req.model, settings.invalid_rate, req.mode == "tool",
+            settings.wrong_rate,
+        )  # fmt: skip
         ans.text, req.truncated = truncate(ans.text, req.max_tokens)
         if req.truncated:
             ans.value, ans.valid = None, False
@@ -279,6 +282,7 @@ class SimServer:
         if not ans.valid:
             bill.invalid_answers += 1
             stats.invalid_answers += 1
+        bill.wrong_answers += ans.wrong
         view.tokens_remaining = max(0, view.tokens_limit - req.prompt_tokens)
         return wire.success(req, ans, usage, view, rid)
 

@@ -88,6 +88,10 @@ class RouteConfig(Section):
     max_output_tokens: int | None = Field(default=None, gt=0)
     chunk_tokens: int = Field(default=2000, gt=0)  # ingest: split documents into chunks this size
     tasks: list[dict[str, Any]] = Field(default_factory=list)  # ingest: tasks for documents without
+    # Quality: a share of answers re-asked of a trusted model (see pipeline/audit.py).
+    audit_rate: float = Field(default=0.0, ge=0, le=1)
+    audit_model: str | None = None  # default: top tier, priciest
+    min_accuracy: float | None = Field(default=None, ge=0, le=1)
     deadline: str | None = None  # default job deadline ("48h", ISO-8601); None = asap
 
 
@@ -109,6 +113,8 @@ class WorkerConfig(Section):
     buffer_per_partition: int = Field(default=512, ge=1)  # records fetched ahead, per partition
     status_interval_s: float = Field(default=10.0, gt=0)
     shutdown_grace_s: float = Field(default=30.0, gt=0)
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)  # Prometheus /metrics; 0 = any
+    metrics_host: str = "127.0.0.1"
 
 
 class RetryConfig(Section):
@@ -122,6 +128,7 @@ class RetryConfig(Section):
 
 class SimModelConfig(Section):
     invalid_rate: float = Field(default=0.0, ge=0, le=1)  # share of answers that fail validation
+    wrong_rate: float = Field(default=0.0, ge=0, le=1)  # share of valid answers that are wrong
     reasoning_tokens: int = Field(default=0, ge=0)  # per answer
     cached_share: float = Field(default=0.0, ge=0, le=1)  # share of input read from cache
 
@@ -191,6 +198,11 @@ class Config(Section):
         for m in self.models:
             if m.provider not in names:
                 raise ValueError(f"model {m.name!r} names unknown provider {m.provider!r}")
+        for kind, route in self.routes.items():
+            if route.audit_model is not None and route.audit_model not in model_names:
+                raise ValueError(
+                    f"routes.{kind}.audit_model names unknown model {route.audit_model!r}"
+                )
         return self
 
     def route(self, kind: str) -> RouteConfig:

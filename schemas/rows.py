@@ -84,6 +84,9 @@ class UsageRow(Row):
     route_reason: str = ""  # why this model was picked at this point
     estimated_cost_usd: float = 0.0
     error: str = ""
+    purpose: str = "answer"  # answer | audit (a re-ask of `audit_of`'s answer by the audit model)
+    audit_of: str = ""  # audit calls: the model whose answer was checked
+    agreed: bool | None = None  # audit calls: whether both answers matched (None: no verdict)
     mode: str = "sync"  # sync | batch (a provider batch API, at the batch price)
     batch_id: str | None = None
 
@@ -109,6 +112,9 @@ class UsageRow(Row):
             ("route_reason", pa.string()),
             ("estimated_cost_usd", pa.float64()),
             ("error", pa.string()),
+            ("purpose", pa.string()),
+            ("audit_of", pa.string()),
+            ("agreed", pa.bool_()),
             ("mode", pa.string()),
             ("batch_id", pa.string()),
         ]
