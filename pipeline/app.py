@@ -142,7 +142,9 @@ class Pipeline:
             await self.batch_mode.batcher.load_known(
                 self.bootstrap, batches_topic(self.config.kafka)
             )
-            self._tasks.append(asyncio.create_task(self.batch_mode.batcher.run(self._stop)))
+            batcher = self.batch_mode.batcher
+            self._tasks.append(asyncio.create_task(batcher.run(self._stop)))
+            self._tasks.append(asyncio.create_task(batcher.follow_known(self._stop)))
 
     async def stop(self) -> None:
         """Flush what is buffered (running its acks), then close connections."""

@@ -85,6 +85,7 @@ class Batcher:
         self.known: set[str] = set()  # submission keys in any batch on Kafka
         self.open: dict[str, set[str]] = {}  # provider -> batch ids this worker follows
         self.hurry = asyncio.Event()
+        self._tail: AIOKafkaConsumer | None = None
 
     def queued(self, provider: str) -> int:
         return sum(len(q) for q in self._queues.values() if q and q[0].model.provider == provider)
@@ -214,21 +215,39 @@ class Batcher:
         self.open.get(provider, set()).discard(batch_id)
 
     async def load_known(self, bootstrap: str, topic: str) -> None:
-        """Every submission on the batches topic so far (a restart must not resubmit them)."""
+        """Every submission on the batches topic so far (a restart must not resubmit them);
+        `follow_known` then keeps reading it, for batches other workers submit."""
         consumer = AIOKafkaConsumer(
             topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
             enable_auto_commit=False,
         )  # fmt: skip
         await consumer.start()
+        self._tail = consumer
+        while await self._read_known(consumer):
+            pass
+
+    async def _read_known(self, consumer: AIOKafkaConsumer) -> int:
+        batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+        for records in batch.values():
+            for record in records:
+                with contextlib.suppress(ValueError):
+                    ticket = BatchTicket.model_validate_json(record.value or b"")
+                    self.known.update(_keys_of(ticket))
+        return sum(len(r) for r in batch.values())
+
+    async def follow_known(self, stop: asyncio.Event) -> None:
+        """Keep up with the batches topic: after a rebalance, a job another worker put in a
+        batch is known here too (best effort: a submission in the last half second may not be)."""
+        consumer = self._tail
+        if consumer is None:
+            return
         try:
-            while batch := await consumer.getmany(timeout_ms=500, max_records=5000):
-                for records in batch.values():
-                    for record in records:
-                        with contextlib.suppress(ValueError):
-                            ticket = BatchTicket.model_validate_json(record.value or b"")
-                            self.known.update(_keys_of(ticket))
+            while not stop.is_set():
+                with contextlib.suppress(Exception):  # a broker hiccup: read on at the next turn
+                    await self._read_known(consumer)
         finally:
             await consumer.stop()
+            self._tail = None
 
     async def aclose(self) -> None:
         for client in self.clients.values():
