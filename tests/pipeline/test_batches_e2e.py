@@ -22,6 +22,8 @@ from batch_run import (
 )
 from frugal_testkit import start_frugal, wait_for
 
+from kafka_kit import KafkaKitBroker
+
 from pipeline.broker import EmbeddedBroker
 from providers.sim import SimThread
 
@@ -116,11 +118,15 @@ def test_no_request_was_submitted_twice(runs: Runs) -> None:
 
 
 def test_jobs_without_deadline_among_deadline_jobs_are_answered_synchronously(
-    broker: EmbeddedBroker, tmp_path: Path, prefix: str
+    each_broker: EmbeddedBroker | KafkaKitBroker, tmp_path: Path, prefix: str
 ) -> None:
+    """On the embedded broker and on a real Kafka (every topic, batches too, made explicitly)."""
     with ExitStack() as stack:
         running = {n: stack.enter_context(SimThread(c)) for n, c in sims().items()}
-        run = BatchRun(batch_config(tmp_path, prefix, running), broker.bootstrap)
+        real = isinstance(each_broker, KafkaKitBroker)  # Kafka's minimum session timeout is 6 s
+        kafka = {"session_timeout_s": 6} if real else {}
+        config = batch_config(tmp_path, prefix, running, kafka=kafka)
+        run = BatchRun(config, each_broker.bootstrap)
         mixed = jobs(30, "48h") + jobs(30, None, prefix="now") + jobs(2, "30m", prefix="soon")
         mixed.append({**jobs(1, "next tuesday", prefix="bad")[0]})
         run.publish(mixed)
