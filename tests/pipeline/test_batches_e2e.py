@@ -21,7 +21,6 @@ from batch_run import (
     sims,
 )
 from frugal_testkit import start_frugal, wait_for
-
 from kafka_kit import KafkaKitBroker
 
 from pipeline.broker import EmbeddedBroker
