@@ -25,6 +25,7 @@ from schemas.jobs import TaskJob, parse_job
 log = logging.getLogger("frugal.batches")
 MAX_TICKET_BYTES = 4 * 1024 * 1024  # a ticket is one Kafka record: keep it well below the limit
 TICK_S = 0.05
+RESERVE_WAIT_S = 0.5  # a cap full of other holds: answer synchronously rather than wait
 
 SendTicket = Callable[[str, bytes], Awaitable[None]]
 
@@ -169,13 +170,21 @@ class Batcher:
         self.open.setdefault(model.provider, set()).add(batch_id)
         log.info("batch %s: %d requests to %s %s", batch_id, len(group), model.provider, model.name)
         for waiting in group:
-            waiting.submitted.set_result(True)
+            if not waiting.submitted.done():
+                waiting.submitted.set_result(True)
 
     async def _reserve(self, group: list[Waiting]) -> list[Waiting]:
         """Hold each request's worst case; one a cap refuses goes synchronous (and may fit)."""
         kept = []
         for waiting in group:
-            reservation = await self._budgets.reserve(waiting.scope, waiting.item.worst_case_usd)
+            if waiting.submitted.done():  # its record was given up (shutdown, rebalance)
+                continue
+            reservation = None
+            with contextlib.suppress(TimeoutError):  # batch holds last hours: do not wait on them
+                reservation = await asyncio.wait_for(
+                    self._budgets.reserve(waiting.scope, waiting.item.worst_case_usd),
+                    RESERVE_WAIT_S,
+                )
             if reservation is None:
                 waiting.submitted.set_result(False)
                 continue
