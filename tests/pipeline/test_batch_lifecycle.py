@@ -55,15 +55,6 @@ def test_failed_requests_in_a_batch_go_through_the_sync_retry_policy(
     assert failed["n"] > 0 and failed["usd"] == 0
 
 
-def test_a_full_batch_queue_makes_the_batcher_wait_and_keep_its_requests(
-    broker: EmbeddedBroker, tmp_path: Path, prefix: str
-) -> None:
-    run, seen = _run(broker, tmp_path, prefix, 20, 5, max_open=1, completion_delay_s=0.3)
-    assert run.sql("SELECT count(DISTINCT job_id) AS n FROM results")[0]["n"] == 20
-    assert sum(b["batches_refused"] for b in seen["bills"].values()) > 0
-    assert {r["mode"] for r in run.sql("SELECT DISTINCT mode FROM usage")} == {"batch"}
-
-
 def test_frugal_batches_cancel_stops_a_batch_and_its_jobs_are_still_answered(
     broker: EmbeddedBroker, tmp_path: Path, prefix: str
 ) -> None:

@@ -13,7 +13,7 @@ from providers.registry import build_adapter
 from providers.sim import start_sim
 from schemas.completion import CompletionRequest
 from schemas.config import ModelConfig, ProviderConfig, SimBatchConfig, SimConfig
-from schemas.errors import ServerError
+from schemas.errors import RateLimited, ServerError
 
 LABEL = {
     "type": "object",
@@ -92,6 +92,23 @@ async def test_expired_and_cancelled_requests_come_back_unanswered(kind: str, pa
         assert cancelled.status == CANCELLED
         assert all(o.unanswered for o in await client.results(cancelled, model, REQUESTS))
         assert sim.stats()["batch"]["ok"] == 0  # nothing billed
+    finally:
+        await client.aclose()
+        await client.adapter.aclose()
+        await sim.stop()
+
+
+@pytest.mark.parametrize(("kind", "path"), PROTOCOLS)
+async def test_a_full_batch_queue_refuses_creation_with_a_rate_limit(kind: str, path: str) -> None:
+    sim = await start_sim(SimConfig(batch=SimBatchConfig(completion_delay_s=60, max_open=1)))
+    client = _client(kind, sim.base_url + path)
+    model = ModelConfig(name="m", provider=kind, model="sim-model")
+    entries = [BatchEntry(cid, r) for cid, r in REQUESTS.items()]
+    try:
+        await client.submit(model, entries)
+        with pytest.raises(RateLimited):  # the batcher backs off and keeps the requests
+            await client.submit(model, entries)
+        assert sim.stats()["batch"]["batches_refused"] == 1
     finally:
         await client.aclose()
         await client.adapter.aclose()
