@@ -72,6 +72,7 @@ def test_nine_in_ten_successful_calls_go_through_batches(runs: Runs) -> None:
         "SELECT mode, count(*) AS n FROM usage WHERE outcome = 'ok' GROUP BY mode"
     )
     by_mode = {r["mode"]: r["n"] for r in rows}
+    print(f"successful calls by mode: {by_mode}")
     assert by_mode.get("batch", 0) >= 0.9 * sum(by_mode.values()), by_mode
     escalated = runs.batch.sql(
         "SELECT count(*) AS n FROM usage WHERE outcome = 'invalid_output' AND mode = 'batch'"
