@@ -23,6 +23,7 @@ class DoneJobs:
         self._ids: set[str] = set()
         self._files_read: set[str] = set()
         self._refreshing: asyncio.Task[None] | None = None
+        self._folded = lakehouse.FoldedJobIds(storage)
 
     def __contains__(self, job_id: object) -> bool:
         return job_id in self._ids
@@ -46,7 +47,7 @@ class DoneJobs:
             found.update(j for j in table.column("job_id").to_pylist() if j is not None)
             self._files_read.add(path)
         # After the files: one folded between the listing and now is in the lake already.
-        found |= lakehouse.folded_job_ids(self._storage)
+        found |= self._folded.read(self._files_read)
         return found
 
     async def refresh(self) -> None:

@@ -156,22 +156,50 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def folded_job_ids(storage: StorageConfig) -> set[str]:
-    """Job ids of every result folded into the lake (empty when there is no lake yet)."""
-    dsn = catalog_dsn(storage)
-    if dsn.startswith("sqlite:") and not Path(dsn.removeprefix("sqlite:")).exists():
-        return set()
-    try:
-        con = connect(storage, read_only=True)
-    except QueryError:
-        return set()  # being created by another process right now: nothing folded yet
-    try:
-        rows = con.execute(f"SELECT DISTINCT job_id FROM {ALIAS}.{log_table('results')}")
-        return {r[0] for r in rows.fetchall() if r[0] is not None}
-    except duckdb.Error:
-        return set()  # no results table yet
-    finally:
-        con.close()
+class FoldedJobIds:
+    """Job ids of results folded into the lake, over one read-only connection kept open.
+
+    Attaching the lake costs a few hundred milliseconds (extensions, catalog); a done-jobs
+    refresh holds records up while it runs, so it must not pay that on every rebalance. Only
+    rows from flush files the caller has not read itself are asked for. The connection lives
+    as long as the worker process.
+    """
+
+    def __init__(self, storage: StorageConfig) -> None:
+        self._storage = storage
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._snapshot: int | None = None  # the lake snapshot the last read saw (or later)
+
+    def _connection(self) -> duckdb.DuckDBPyConnection | None:
+        if self._con is None:
+            dsn = catalog_dsn(self._storage)
+            if dsn.startswith("sqlite:") and not Path(dsn.removeprefix("sqlite:")).exists():
+                return None  # no lake yet
+            with contextlib.suppress(QueryError):  # being created right now: nothing folded
+                self._con = connect(self._storage, read_only=True)
+        return self._con
+
+    def read(self, sources_read: set[str]) -> set[str]:
+        """Job ids folded from flush files other than `sources_read` since the last read (at
+        the lake's snapshot then); empty without a lake or when no snapshot was added since."""
+        con = self._connection()
+        if con is None:
+            return set()
+        try:
+            # ~2 ms, where reading the table is ~20: a rebalance refresh must not hold records.
+            row = con.execute(f"SELECT id FROM {ALIAS}.current_snapshot()").fetchone()
+            snapshot = None if row is None else int(row[0])
+            if snapshot is not None and snapshot == self._snapshot:
+                return set()
+            rows = con.execute(
+                f"SELECT DISTINCT job_id FROM {ALIAS}.{log_table('results')} "
+                "WHERE job_id IS NOT NULL AND _source NOT IN (SELECT unnest($read))",
+                {"read": sorted(sources_read)},
+            ).fetchall()
+        except duckdb.Error:
+            return set()  # no results table yet
+        self._snapshot = snapshot
+        return {r[0] for r in rows}
 
 
 def add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, source_sql: str) -> None:

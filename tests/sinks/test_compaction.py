@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from rowkit import Rows
 
+from pipeline.done import DoneJobs
 from schemas.config import StorageConfig
 from schemas.rows import Row
 from sinks.catalog import query
@@ -193,3 +194,23 @@ async def test_attribution_reaches_results_and_usage(
     for table in ("results", "usage"):
         nulls = scalar(storage, f'SELECT count(*) FILTER (WHERE "{column}" IS NULL) FROM {table}')
         assert nulls == 0
+
+
+async def test_done_jobs_include_results_folded_and_removed_before_a_refresh(
+    storage: StorageConfig, rows: Rows
+) -> None:
+    done = DoneJobs(storage)
+    await write_flushes(storage, rows, 0, 2)
+    await done.refresh()  # read the flush files; the lake is not there yet
+    assert "job-00000-0" in done and len(done) == 10
+
+    await asyncio.to_thread(compact, storage, 0.0, 0.0)  # folds and removes those two files
+    await write_flushes(storage, rows, 2, 1)
+    await asyncio.to_thread(compact, storage, 0.0, 0.0)  # folded and removed before this refresh
+    assert files_per_directory(storage.lake_dir) == Counter()
+    await done.refresh()
+    await done.refresh()  # no new lake snapshot: nothing to read again
+    assert "job-00002-4" in done and len(done) == 15
+    fresh = DoneJobs(storage)
+    await fresh.refresh()  # a worker started after the fold: every id from the lake
+    assert len(fresh) == 15
