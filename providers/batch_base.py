@@ -20,7 +20,7 @@ from providers.classify import provider_error
 from providers.redaction import redact
 from schemas.completion import Completion, CompletionRequest, Usage
 from schemas.config import ModelConfig
-from schemas.errors import ConnectionFailed, ProviderError, Refusal, Timeout
+from schemas.errors import ConnectionFailed, ProviderError, Timeout
 
 # Batch status, one vocabulary for every provider.
 OPEN, ENDED, CANCELLED, EXPIRED, FAILED = "open", "ended", "cancelled", "expired", "failed"
@@ -136,22 +136,8 @@ class BatchClient(ABC):
         self, model: ModelConfig, request: CompletionRequest, payload: dict[str, Any]
     ) -> Completion:
         """A batched answer read exactly as a synchronous one (raises billed errors alike)."""
-        adapter = self.adapter
-        reply = adapter.parse_reply(payload)
-        usage = reply.usage or adapter._estimate_usage(model, request, reply)
-        if reply.refusal is not None:
-            message = f"{self.name} {model.name}: model declined: {reply.refusal}"
-            raise adapter._billed(Refusal, message, model, usage, None)
-        output, text = adapter._output(model, request, reply, usage, None)
-        return Completion(
-            output=output,
-            text=text,
-            usage=usage,
-            provider=self.name,
-            model=model.name,
-            response_id=reply.response_id,
-            finish_reason=reply.finish_reason,
-            latency_ms=0.0,
+        return self.adapter.completion_from_reply(
+            model, request, self.adapter.parse_reply(payload), 0.0, None
         )
 
     def outcome_of_answer(
