@@ -12,7 +12,7 @@ from typing import Any
 
 import faust
 
-from consumers import offsets
+from consumers import delivery, offsets
 from consumers.intake import IntakeGate
 from consumers.quick_start import QuickTableManager
 from pipeline.app import InboundRecord, Pipeline
@@ -51,6 +51,7 @@ def parked_until(value: bytes) -> float:
 
 def build_app(config: Config, bootstrap: str) -> faust.App:
     offsets.install()  # never commit past a record in flight (faust's own check is off by one)
+    delivery.install()  # hand records to the streams without four tasks per record
     brokers = ";".join(f"kafka://{host}" for host in bootstrap.split(","))
     return faust.App(
         config.kafka.group_id,
