@@ -18,6 +18,7 @@ from consumers.quick_start import QuickTableManager
 from pipeline.app import InboundRecord, Pipeline
 from pipeline.dead_letters import RecordOrigin
 from pipeline.drain import DrainWatch
+from pipeline.limit_share import describe_share, partition_share
 from pipeline.topics import job_topic, retry_topic
 from schemas.config import Config
 from schemas.jobs import decode_object
@@ -175,7 +176,22 @@ class StreamWorker:
 
     async def _on_partitions_assigned(self, sender: object, assigned: Any, **_: Any) -> None:
         """Partitions taken over may hold jobs their last owner answered but never committed."""
+        self._take_share_of_limits()
         await self.pipeline.done.refresh()
+
+    def _take_share_of_limits(self) -> None:
+        """Re-split the providers' rpm/tpm by the new assignment (pipeline.limit_share)."""
+        consumer = self.app.consumer
+        # The cluster metadata every member has (faust's topic_partitions is the leader's only).
+        kafka = consumer._thread._ensure_consumer()  # type: ignore[attr-defined]
+
+        def partitions_of(topic: str) -> int | None:
+            return len(kafka.partitions_for_topic(topic) or ()) or None
+
+        share = partition_share(consumer.assignment(), self.topics, partitions_of)
+        if share is not None and share > 0:
+            self.pipeline.limits.set_group_share(share)
+            log.info("limits: %s", describe_share(share))
 
     def _kind_of(self, kind: str, value: bytes) -> str:
         if kind != "retry":

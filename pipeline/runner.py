@@ -100,6 +100,7 @@ class JobRunner:
                 skip_providers.add(candidate.provider)
         self._park_if_a_provider_may_recover(story, need)
         self._park_if_only_told_to_slow_down(story)
+        self._note_unusable(story, need)
         if story.budget_blocked:  # a model that could still answer it has no budget left
             last = f" (last error: {story.last_error.type})" if story.last_error else ""
             error = BudgetExhausted(f"no adequate model has budget left under the caps{last}")
@@ -148,6 +149,19 @@ class JobRunner:
         decision = self._retry.park_for_unavailable(parks) if waiting else None
         if decision is not None:
             raise ParkJob(decision.delay_s, story)
+
+    def _healthy(self, provider: str) -> bool:
+        """Serving other jobs: usable, breaker closed."""
+        limiter = self.limits[provider]
+        return limiter.disabled_reason is None and limiter.breaker.state == "closed"
+
+    def _note_unusable(self, story: JobStory, need: RoutingInput) -> None:
+        """Adequate providers the job dies without trying, and why: known unusable here."""
+        for m in self._config.models:
+            reason = self.limits[m.provider].disabled_reason
+            tried = m.provider in story.providers_tried
+            if reason and not tried and self.router.inadequacy(m, need) == "provider unhealthy":
+                story.unusable[m.provider] = reason
 
     def _park_if_only_told_to_slow_down(self, story: JobStory) -> None:
         """Out of candidates because the last one said 429: a batch job waits rather than dies.
@@ -202,7 +216,10 @@ class JobRunner:
         scope = CallScope(model.provider, model.name, story.job.kind, story.job.tenant)
         started = time.monotonic()
         try:
-            async with limiter.slot(est_tokens + request.max_output_tokens) as permit:
+            blame = not story.failed_elsewhere(model.provider, self._healthy)
+            async with limiter.slot(
+                est_tokens + request.max_output_tokens, story.job.id, blame
+            ) as permit:
                 reservation = await self.budgets.reserve(scope, candidate.worst_case_usd)
                 if reservation is None:
                     limiter.unused(permit)

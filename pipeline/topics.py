@@ -34,10 +34,14 @@ def spend_topic(kafka: KafkaConfig) -> str:
     return f"{kafka.topic_prefix}.spend"
 
 
+def spend_snapshot_topic(kafka: KafkaConfig) -> str:
+    return f"{spend_topic(kafka)}.snapshots"
+
+
 def all_topics(kafka: KafkaConfig) -> list[str]:
     topics = [job_topic(kafka, k) for k in JOB_KINDS]
     topics += [dlq_topic(kafka, k) for k in JOB_KINDS]
-    return [*topics, retry_topic(kafka), spend_topic(kafka)]
+    return [*topics, retry_topic(kafka), spend_topic(kafka), spend_snapshot_topic(kafka)]
 
 
 async def ensure_topics(bootstrap: str, kafka: KafkaConfig, timeout_s: float = 30.0) -> None:
@@ -65,4 +69,8 @@ def _new_topic(name: str, kafka: KafkaConfig) -> NewTopic:
         # One ordered log that every worker replays (pipeline.spend): one partition, and kept
         # for good, since "total" and "month" caps are summed from its first record.
         return NewTopic(name, 1, kafka.replication_factor, topic_configs={"retention.ms": "-1"})
+    if name == spend_snapshot_topic(kafka):
+        # Only the latest snapshot of the spend book matters (pipeline.spend_snapshot).
+        config = {"cleanup.policy": "compact", "retention.ms": "-1"}
+        return NewTopic(name, 1, kafka.replication_factor, topic_configs=config)
     return NewTopic(name, kafka.partitions, kafka.replication_factor)

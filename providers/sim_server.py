@@ -58,6 +58,12 @@ def route_of(path: str) -> tuple[str, str, str | None] | None:
     return None
 
 
+def _singled_out(config: SimConfig, req: SimRequest) -> bool:
+    """A call the outage is set to hit whatever the dice say (`overloaded_matching`)."""
+    marker = config.overloaded_matching
+    return marker is not None and marker in req.user_text
+
+
 def _json_reply(reply: Reply) -> web.Response:
     body = reply.body if isinstance(reply.body, str) else json.dumps(reply.body)
     return web.Response(body=body.encode(), status=reply.status, headers=reply.headers)
@@ -230,7 +236,7 @@ class SimServer:
         finally:
             stats.in_flight -= 1
         config = self.config  # a patch may have landed while we slept
-        if fault < config.fail_rate + config.overloaded_rate:
+        if fault < config.fail_rate + config.overloaded_rate or _singled_out(config, req):
             bill.errors_injected += 1
             kind: ErrorKind = "server_error" if fault < config.fail_rate else "overloaded"
             if kind == "server_error":

@@ -135,6 +135,7 @@ class SimConfig(Section):
     rpm: int | None = Field(default=None, gt=0)  # the provider's real limit; 429 above it
     fail_rate: float = Field(default=0.0, ge=0, le=1)  # share of calls answered with a 5xx
     overloaded_rate: float = Field(default=0.0, ge=0, le=1)  # share answered 529/503
+    overloaded_matching: str | None = None  # calls whose prompt contains this: always 529/503
     api_key: str | None = None  # when set, requests must carry it
     models: dict[str, SimModelConfig] = Field(default_factory=dict)
 
