@@ -72,6 +72,7 @@ def build_app(config: Config, bootstrap: str) -> faust.App:
         # parks) its work in flight itself, within a bound, instead of faust waiting forever.
         stream_wait_empty=False,
         TableManager=QuickTableManager,  # no tables: join the group without faust's 1 s sleep
+        Monitor=delivery.QuietMonitor,  # faust's per-record stats: nothing reads them
     )
 
 
