@@ -42,7 +42,18 @@ def can_deliver_without_waiting(consumer: Any) -> bool:
     buffer = app.producer.buffer
     if buffer.size > buffer.max_messages:
         return False
-    return not any(queue.full() for queue in list(app.flow_control._queues))
+    return not any(queue.full() for queue in _stream_queues(app.flow_control))
+
+
+def _stream_queues(flow_control: Any) -> list[Any]:
+    """The streams' buffers (a WeakSet faust fills as streams start), copied once per change
+    instead of iterated per record."""
+    live = flow_control._queues
+    count, queues = getattr(flow_control, "_frugal_queues", (-1, []))
+    if count != len(live):
+        queues = list(live)
+        flow_control._frugal_queues = (len(queues), queues)
+    return queues
 
 
 async def wait_first(
