@@ -19,6 +19,7 @@ from pipeline.app import Pipeline
 from pipeline.broker import EmbeddedBroker
 from pipeline.publish import PublishSummary, collect, publish
 from pipeline.report import render_report
+from pipeline.samples import FILE_TASKS
 from pipeline.topics import ensure_topics
 from providers.sim import SimThread
 from schemas.config import JOB_KINDS, Config, SimConfig, SimModelConfig
@@ -95,7 +96,9 @@ async def run_pipeline(config: Config, console: Console) -> None:
     bootstrap = config.kafka.bootstrap
     await ensure_topics(bootstrap, config.kafka)
     summary = PublishSummary()
-    records = collect([str(p) for p in sorted(SAMPLES.glob("*.jsonl"))], None, summary)
+    records = collect([str(p) for p in sorted(SAMPLES.glob("*.jsonl"))], None, summary, config)
+    # Files too: an invoice PDF and an invoice photo, whose fields a vision model extracts.
+    records += collect([str(SAMPLES / "files")], None, summary, config, tasks=FILE_TASKS)
     await publish(config, bootstrap, records, summary, show_progress=False)
     console.print(f"{summary.line()} from the bundled samples")
     pipeline = Pipeline(config, bootstrap, worker_id="demo")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 
 from pipeline.quality import QualityStats, sample_draw, trusted_model
 from pipeline.validity import PRIOR_VALID, PROMPT_MODE_PRIOR, ValidityStats
+from pipeline.vision import lacks_vision
 from providers.pricing import ModelPrices, cost_usd
 from schemas.completion import Usage
 from schemas.config import Config, ModelConfig
@@ -120,6 +121,8 @@ class Router:
             return "provider not allowed"
         if model.provider in job.exclude_providers:
             return "provider excluded"
+        if lacks_vision(model, job):
+            return "no vision"
         if not self.fits(model, need):
             return "context window"
         if not self._available(model.provider):

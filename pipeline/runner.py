@@ -17,6 +17,7 @@ from pipeline.retry import Next, RetryPolicy, sleep_unless
 from pipeline.routing import INACCURATE, OVER_BUDGET, Candidate, Router, RoutingInput
 from pipeline.story import JobFailed, JobStory, ParkJob, utcnow
 from pipeline.validation import validate_output
+from pipeline.vision import image_token_estimate, load_images, unseeable_images
 from providers.base import ProviderAdapter
 from providers.pricing import ModelPrices, cost_usd
 from providers.tokens import estimate_tokens
@@ -26,6 +27,7 @@ from schemas.errors import (
     BudgetExhausted,
     InvalidOutput,
     JobError,
+    NoAdequateModel,
     ProviderError,
     RateLimited,
 )
@@ -62,6 +64,7 @@ class JobRunner:
 
     def routing_input(self, job: TaskJob) -> RoutingInput:
         tokens = estimate_tokens(instructions(job)) + estimate_tokens(job.input)
+        tokens += image_token_estimate(job)
         allowance = output_allowance(job, self._config.route(job.kind).max_output_tokens)
         return RoutingInput(job, tokens + MESSAGE_OVERHEAD_TOKENS, allowance)
 
@@ -73,6 +76,8 @@ class JobRunner:
         need = self.routing_input(job)
         if self.router.too_large_for_every_model(need):
             raise JobError(f"input of ~{need.input_tokens} tokens fits no model's context window")
+        if (blind := unseeable_images(self._config.models, job)) is not None:
+            raise JobFailed(story, NoAdequateModel(blind))
         skip_providers = story.exhausted_providers
         plan = self.router.plan(need)
         story.budget_blocked |= plan.budget_blocked
@@ -186,6 +191,9 @@ class JobRunner:
     ) -> ResultRow | Next:
         model = candidate.model
         request = build_request(story.job, min(need.output_allowance, model.max_output_tokens))
+        if story.job.images:
+            images = await asyncio.to_thread(load_images, story.job, self._config.storage)
+            request = request.model_copy(update={"images": images})
         retries = story.retries.get(model.name, 0)
         while True:
             try:
@@ -340,6 +348,7 @@ class JobRunner:
             kind=job.kind,
             tenant=job.tenant,
             doc_id=job.doc_id,
+            page=job.page,
             output=json.dumps(output, ensure_ascii=False),
             provider=candidate.provider,
             model=candidate.model.name,

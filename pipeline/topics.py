@@ -38,10 +38,15 @@ def spend_snapshot_topic(kafka: KafkaConfig) -> str:
     return f"{spend_topic(kafka)}.snapshots"
 
 
+def published_topic(kafka: KafkaConfig) -> str:
+    return f"{kafka.topic_prefix}.published"
+
+
 def all_topics(kafka: KafkaConfig) -> list[str]:
     topics = [job_topic(kafka, k) for k in JOB_KINDS]
     topics += [dlq_topic(kafka, k) for k in JOB_KINDS]
-    return [*topics, retry_topic(kafka), spend_topic(kafka), spend_snapshot_topic(kafka)]
+    topics += [retry_topic(kafka), spend_topic(kafka), spend_snapshot_topic(kafka)]
+    return [*topics, published_topic(kafka)]
 
 
 async def ensure_topics(bootstrap: str, kafka: KafkaConfig, timeout_s: float = 30.0) -> None:
@@ -73,4 +78,8 @@ def _new_topic(name: str, kafka: KafkaConfig) -> NewTopic:
         # Only the latest snapshot of the spend book matters (pipeline.spend_snapshot).
         config = {"cleanup.policy": "compact", "retention.ms": "-1"}
         return NewTopic(name, 1, kafka.replication_factor, topic_configs=config)
+    if name == published_topic(kafka):
+        # Ids already published (pipeline.known_ids): one record per id, kept by compaction.
+        configs = {"cleanup.policy": "compact"}
+        return NewTopic(name, 1, kafka.replication_factor, topic_configs=configs)
     return NewTopic(name, kafka.partitions, kafka.replication_factor)

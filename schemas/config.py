@@ -27,6 +27,9 @@ class KafkaConfig(Section):
     # A worker silent this long leaves the group and its partitions move to the others.
     # (Tansu also holds a new group's first join for about half of it.)
     session_timeout_s: float = Field(default=10.0, ge=2)
+    # Records stay under the broker's message.max.bytes: a bigger document's text is stored
+    # beside the lake (blob store) and the record carries its hash instead.
+    max_message_bytes: int = Field(default=1_000_000, ge=10_000)
 
     def topic(self, kind: str, suffix: str = "") -> str:
         return f"{self.topic_prefix}.{kind}{'.' + suffix if suffix else ''}"

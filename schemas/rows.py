@@ -38,6 +38,7 @@ class ResultRow(Row):
     escalations: int = 0  # models tried before the one that answered
     route_reason: str = ""
     worker: str = ""
+    page: int | None = None  # the (first) PDF page the answered chunk comes from
 
     arrow_schema = pa.schema(
         [
@@ -58,6 +59,7 @@ class ResultRow(Row):
             ("escalations", pa.int32()),
             ("route_reason", pa.string()),
             ("worker", pa.string()),
+            ("page", pa.int32()),
         ]
     )
 

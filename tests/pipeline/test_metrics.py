@@ -102,7 +102,7 @@ def test_drained_samples_scrape_to_the_sums_in_usage(
         ["publish", "--config", str(config), str(SAMPLES)], bootstrap=broker.bootstrap
     )
     assert published.returncode == 0, published.stderr
-    assert "published 222 records" in published.stdout
+    assert "published 224 records" in published.stdout  # 222 JSON records, a PDF, an image
 
     drained = subprocess.run(
         [
@@ -149,9 +149,9 @@ def test_drained_samples_scrape_to_the_sums_in_usage(
     answered = lake_query(data, "SELECT kind, count(DISTINCT job_id) FROM results_all GROUP BY ALL")
     for kind, jobs in answered:
         assert got["frugal_records_total"][(kind, "answered")] == jobs
-    assert got["frugal_records_total"][("ingest", "split")] == 12
+    assert got["frugal_records_total"][("ingest", "split")] == 14  # 12 documents, 2 files
     taken = got["frugal_records_taken_total"]
-    assert taken[("ingest",)] == 12 and taken[("classify",)] >= 150
+    assert taken[("ingest",)] == 14 and taken[("classify",)] >= 150
     assert set(got["frugal_in_flight"]) == {("openai",), ("gemini",)}
     assert all(v == 0 for v in got["frugal_in_flight"].values())  # drained: nothing on the wire
     assert got["frugal_breaker_state"][("openai", "closed")] == 1

@@ -58,7 +58,9 @@ def config(broker: EmbeddedBroker, sim: SimThread, prefix: str, tmp_path: Path) 
     assert published.returncode == 0, published.stderr
     # Piped: the publish progress is a plain line on stderr, the summary alone on stdout.
     assert "publishing: 60/60 (100%)" in published.stderr
-    assert published.stdout.strip() == "published 60 records (classify: 60)"
+    assert (
+        published.stdout.strip() == "published 60 records (classify: 60); 60 new, 0 already known"
+    )
     return path
 
 
@@ -137,7 +139,7 @@ def test_publish_on_a_terminal_shows_a_bar(
     broker: EmbeddedBroker, config: Path, tmp_path: Path
 ) -> None:
     tickets = tmp_path / "tickets.jsonl"
-    tickets.write_text(jsonl(support_tickets(1200)))
+    tickets.write_text(jsonl(support_tickets(1200, prefix="bulk")))  # ids not published yet
     code, screen = run_in_terminal(
         ["publish", "--config", str(config), str(tickets)], broker.bootstrap
     )
