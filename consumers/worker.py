@@ -19,7 +19,6 @@ from pipeline.app import InboundRecord, Pipeline
 from pipeline.dead_letters import RecordOrigin
 from pipeline.drain import DrainWatch
 from pipeline.limit_share import describe_share, partition_share
-from pipeline.runtime import settle_heap
 from pipeline.topics import job_topic, retry_topic
 from schemas.config import Config
 from schemas.jobs import decode_object
@@ -298,7 +297,6 @@ class StreamWorker:
             await watch.start()
             self.pipeline.produced_hook = watch.note_produced
         await self.pipeline.start()
-        settle_heap()  # while the broker holds the join: start-up's heap frozen, GC made cheap
         self._ready.set()
 
     async def _settle_when_idle(self) -> None:
