@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.broker import running_broker
 from pipeline.topics import batches_topic
@@ -23,15 +23,24 @@ COLUMNS = ["batch_id", "provider", "model", "requests", "status", "submitted_at"
 
 
 async def read_tickets(bootstrap: str, topic: str) -> list[BatchTicket]:
-    """Every batch ever submitted, oldest first (the topic is small: one record per batch)."""
+    """Every batch ever submitted, oldest first (the topic is small: one record per batch).
+
+    Reads up to the end offsets taken at the start, not "until a poll comes back empty": a
+    first fetch slower than one poll would otherwise list no batch at all."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+        bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
         enable_auto_commit=False,
     )  # fmt: skip
     await consumer.start()
     tickets: dict[str, BatchTicket] = {}
     try:
-        while batch := await consumer.getmany(timeout_ms=1000, max_records=5000):
+        await consumer.topics()  # fresh metadata, so the topic's partitions are known
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
             for records in batch.values():
                 for record in records:
                     with contextlib.suppress(ValueError):
