@@ -12,8 +12,9 @@ from typing import Any
 
 import faust
 
-from consumers import offsets
+from consumers import delivery, offsets
 from consumers.intake import IntakeGate
+from consumers.quick_start import QuickTableManager
 from pipeline.app import InboundRecord, Pipeline
 from pipeline.dead_letters import RecordOrigin
 from pipeline.drain import DrainWatch
@@ -51,6 +52,7 @@ def parked_until(value: bytes) -> float:
 
 def build_app(config: Config, bootstrap: str) -> faust.App:
     offsets.install()  # never commit past a record in flight (faust's own check is off by one)
+    delivery.install()  # hand records to the streams without four tasks per record
     brokers = ";".join(f"kafka://{host}" for host in bootstrap.split(","))
     return faust.App(
         config.kafka.group_id,
@@ -69,6 +71,8 @@ def build_app(config: Config, bootstrap: str) -> faust.App:
         # Records are acked only once durable; on revoke and stop, StreamWorker finishes (or
         # parks) its work in flight itself, within a bound, instead of faust waiting forever.
         stream_wait_empty=False,
+        TableManager=QuickTableManager,  # no tables: join the group without faust's 1 s sleep
+        Monitor=delivery.QuietMonitor,  # faust's per-record stats: nothing reads them
     )
 
 
@@ -87,6 +91,7 @@ class StreamWorker:
         self._flush_at = max(1, config.worker.max_in_flight // 2)
         self._early_flush: asyncio.Task[None] | None = None
         self._accepting = True
+        self._ready = asyncio.Event()  # set once the pipeline has started
         # --drain: waits for the drain in place of DrainWatch.wait_done (e.g. showing progress).
         self.drain_follower: Callable[[DrainWatch], Coroutine[Any, Any, None]] | None = None
         for kind in kinds:
@@ -120,6 +125,7 @@ class StreamWorker:
             # Each record runs in its own task: one waiting out a backoff holds up no other.
             # noack: offsets are acked by hand once durable (StreamT's stub omits noack).
             manual: faust.Stream[Any] = stream.noack()  # type: ignore[attr-defined]
+            await self._ready.wait()  # the group join and the pipeline start side by side
             async for event in manual.events():
                 if kind == "retry" and not await self._wait_until_due(event):
                     continue
@@ -262,13 +268,19 @@ class StreamWorker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         watch = DrainWatch(self.pipeline.bootstrap, self.config.kafka.group_id, self.topics)
-        if drain:
-            await watch.start()
-            self.pipeline.produced_hook = watch.note_produced
-        await self.pipeline.start()
-        await self.app.start()
         waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
         helpers: list[asyncio.Task[None]] = []
+        # The group join (held ~1 s by Tansu for a new group) overlaps the pipeline's own
+        # start-up; records wait at the agents until the pipeline is ready.
+        joining = asyncio.create_task(self.app.start())
+        try:
+            await self._start_pipeline(watch if drain else None)
+            await joining
+        except BaseException:
+            joining.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.app.stop(), self.config.worker.shutdown_grace_s)
+            raise
         if drain:
             follow = self.drain_follower or (lambda watch: watch.wait_done())
             waiters.append(asyncio.create_task(follow(watch)))
@@ -280,6 +292,14 @@ class StreamWorker:
                 w.cancel()
             await self._shutdown(watch if drain else None)
         return 0
+
+    async def _start_pipeline(self, watch: DrainWatch | None) -> None:
+        """Everything but the group: drain targets, catalog, done set, producer; then ready."""
+        if watch is not None:
+            await watch.start()
+            self.pipeline.produced_hook = watch.note_produced
+        await self.pipeline.start()
+        self._ready.set()
 
     async def _settle_when_idle(self) -> None:
         """--drain: once nothing is being worked on, flush and commit now instead of at the
