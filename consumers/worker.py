@@ -7,13 +7,15 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import faust
 
 from consumers import offsets
 from consumers.intake import IntakeGate
+from pipeline import claims
 from pipeline.app import InboundRecord, Pipeline
 from pipeline.dead_letters import RecordOrigin
 from pipeline.drain import DrainWatch
@@ -82,7 +84,10 @@ class StreamWorker:
         self.pipeline = pipeline
         self.app = build_app(config, bootstrap)
         self._slots = asyncio.Semaphore(config.worker.max_in_flight)
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[asyncio.Task[None], claims.Claim] = {}
+        # Bumped when a partition is revoked: ends the claims of the records read from it.
+        self._epochs: defaultdict[tuple[str, int], int] = defaultdict(int)
+        self._revoking = 0
         self._flush_at = max(1, config.worker.max_in_flight // 2)
         self._early_flush: asyncio.Task[None] | None = None
         self._accepting = True
@@ -121,24 +126,32 @@ class StreamWorker:
                     self._slots.release()
                     self.intake.update(len(self._in_flight))  # closed: keep fetching stopped
                     continue  # not acked: redelivered to whoever owns the partition now
-                task = asyncio.create_task(self._handle(kind, event))
-                self._in_flight.add(task)
+                claim = self._claim(event)
+                task = asyncio.create_task(self._handle(kind, event, claim))
+                self._in_flight[task] = claim
                 task.add_done_callback(self._record_done)
                 self.intake.update(len(self._in_flight))
 
         self.app.agent(topic, name=f"frugal-{kind}")(agent)
 
     def _record_done(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
+        self._in_flight.pop(task, None)
         self.intake.update(len(self._in_flight))
 
     def _still_ours(self, event: faust.EventT[Any]) -> bool:
         """Not shutting down, and no rebalance since the record was fetched."""
         return (
             self._accepting
+            and not self._revoking
             and self.app.flow_control.is_active()
             and event.message.generation_id == self.app.consumer_generation_id
         )
+
+    def _claim(self, event: faust.EventT[Any]) -> claims.Claim:
+        """The record is ours until its partition's epoch moves on or the worker stops."""
+        key = (event.message.topic, event.message.partition)
+        epoch = self._epochs[key]
+        return claims.Claim(lambda: self._accepting and self._epochs[key] == epoch)
 
     async def _wait_until_due(self, event: faust.EventT[Any]) -> bool:
         """Hold the retry topic until its head record is due; False if it stopped being ours.
@@ -151,18 +164,42 @@ class StreamWorker:
         return self._still_ours(event)
 
     async def _on_partitions_revoked(self, sender: object, revoked: Any, **_: Any) -> None:
-        """Hand partitions over cleanly: finish (or park) the work in flight, flush, commit."""
+        """Hand partitions over without paying for anything twice: records not yet sent are
+        left to the next owner, calls on the wire finish, and their rows are durable and
+        committed before the partitions go."""
         if not revoked:
             return
-        self.pipeline.hurry(True)
+        self._revoking += 1
         try:
-            await self._wait_in_flight(self.config.kafka.session_timeout_s / 2)
+            await self._let_go(revoked, self.config.kafka.session_timeout_s / 2)
             await self.pipeline.sink.flush()
             await self.app.consumer.commit()
         except Exception:  # the handover is best effort: the done set catches what slips
             log.exception("could not settle work in flight before a rebalance")
         finally:
+            self._revoking -= 1
             self.pipeline.hurry(not self._accepting)  # still on if shutting down meanwhile
+
+    async def _let_go(
+        self, partitions: Iterable[Any] | None, timeout_s: float
+    ) -> set[asyncio.Task[None]]:
+        """End the claims on `partitions` (None: all), cancel the records that paid nothing yet
+        and wait for the rest; the tasks still running at the deadline."""
+        if partitions is not None:
+            keys = {(tp.topic, tp.partition) for tp in partitions}
+            for key in keys:
+                self._epochs[key] += 1
+        self.pipeline.hurry(True)  # backoffs park on the retry topic instead of sleeping
+        leaving = {t: c for t, c in self._in_flight.items() if not c.still_ours()}
+        cancelled = [t for t, c in leaving.items() if c.cancellable and not t.done()]
+        for task in cancelled:
+            task.cancel()  # waiting for a provider's limits, nothing paid: unacked, redelivered
+        if cancelled:
+            log.info("left %d records not yet sent to their next owner", len(cancelled))
+        if not leaving:
+            return set()
+        _, pending = await asyncio.wait(set(leaving), timeout=max(0.0, timeout_s))
+        return pending
 
     async def _on_partitions_assigned(self, sender: object, assigned: Any, **_: Any) -> None:
         """Partitions taken over may hold jobs their last owner answered but never committed."""
@@ -175,7 +212,8 @@ class StreamWorker:
             return str(decode_object(value).get("kind", "classify"))
         return "classify"
 
-    async def _handle(self, kind: str, event: faust.EventT[Any]) -> None:
+    async def _handle(self, kind: str, event: faust.EventT[Any], claim: claims.Claim) -> None:
+        claims.hold(claim)
         message = event.message
         origin = RecordOrigin(
             kind=self._kind_of(kind, message.value or b""),
@@ -198,6 +236,8 @@ class StreamWorker:
         try:
             await self.pipeline.process(record)
             answered = True
+        except claims.RecordReleased:
+            pass  # unacked: the partition's next owner reads it again
         except Exception:  # a bug must not stop the worker; the record stays unacked
             log.exception(
                 "unexpected error on %s:%s@%s", origin.topic, origin.partition, origin.offset
@@ -210,7 +250,7 @@ class StreamWorker:
 
     def _flush_if_many_wait(self) -> None:
         """Half the slots wait on the next flush: flush now rather than at the interval."""
-        if self.pipeline.sink.pending_records < self._flush_at:
+        if self.pipeline.sink.awaiting_ack < self._flush_at:
             return
         if self._early_flush is None or self._early_flush.done():
             self._early_flush = asyncio.create_task(self._flush_early())
@@ -219,18 +259,10 @@ class StreamWorker:
         with contextlib.suppress(SinkWriteError):  # logged by the sink; its own loop retries
             await self.pipeline.sink.flush()
 
-    async def _wait_in_flight(self, timeout_s: float) -> set[asyncio.Task[None]]:
-        """Wait for the records being worked on; the ones still running at the deadline."""
-        if not self._in_flight:
-            return set()
-        _, pending = await asyncio.wait(set(self._in_flight), timeout=max(0.0, timeout_s))
-        return pending
-
     async def _finish_in_flight(self, grace_s: float) -> None:
         self._accepting = False
         self.intake.close()  # skipping through the rest of a backlog would fetch all of it
-        self.pipeline.hurry(True)  # backoffs park on the retry topic instead of sleeping
-        for task in await self._wait_in_flight(grace_s):
+        for task in await self._let_go(None, grace_s):
             task.cancel()  # unacked: Kafka redelivers it
 
     async def run(self, drain: bool) -> int:

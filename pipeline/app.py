@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from pipeline import dead_letters
+from pipeline import claims, dead_letters
 from pipeline.budgets import Budgets, CallScope
 from pipeline.dead_letters import RecordOrigin, scrub
 from pipeline.done import DoneJobs
@@ -134,6 +134,7 @@ class Pipeline:
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.sink.flush()
+        self.sink.close()
         await self.producer.stop()
         if self.spend is not None:
             await self.spend.stop()
@@ -162,6 +163,8 @@ class Pipeline:
                 await self._fan_out(record)
             else:
                 await self._run_job(record, parse_job(record.value, record.origin.kind))
+        except claims.RecordReleased:
+            raise  # the partition moved on before anything was paid: its next owner runs it
         except JobError as error:
             log.warning("invalid record %s: %s", record.origin.key or record.origin.offset, error)
             letter = dead_letters.for_invalid_record(

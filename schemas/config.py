@@ -36,6 +36,8 @@ class StorageConfig(Section):
     data_dir: Path = Path("./data")
     flush_interval_s: float = Field(default=1.0, gt=0)
     flush_rows: int = Field(default=5000, ge=1)
+    # Rows are fsynced to a local journal before their record is acked (sinks/journal.py).
+    journal: bool = True
 
     @property
     def catalog_path(self) -> Path:
@@ -44,6 +46,10 @@ class StorageConfig(Section):
     @property
     def lake_dir(self) -> Path:
         return self.data_dir / "lake"
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.data_dir / "journal"
 
 
 class ProviderConfig(Section):

@@ -119,6 +119,12 @@ def write_config(
     return path
 
 
+def kafka_settings(broker: object) -> dict[str, Any]:
+    """[kafka] settings a broker needs: Apache Kafka refuses sessions under 6 s
+    (group.min.session.timeout.ms); the tests' 3 s keeps failovers quick on the embedded one."""
+    return {"session_timeout_s": 6} if type(broker).__name__ == "KafkaKitBroker" else {}
+
+
 def frugal_env(bootstrap: str) -> dict[str, str]:
     return {
         **os.environ,
