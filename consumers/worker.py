@@ -88,6 +88,10 @@ class StreamWorker:
         # Bumped when a partition is revoked: ends the claims of the records read from it.
         self._epochs: defaultdict[tuple[str, int], int] = defaultdict(int)
         self._revoking = 0
+        # Records left unacked for the partition's next owner, kept alive until the next
+        # assignment: faust tracks unacked records in a WeakSet, and a record dropped from it
+        # would let this generation's commit pass it (consumers/offsets.py).
+        self._left: list[Any] = []
         self._flush_at = max(1, config.worker.max_in_flight // 2)
         self._early_flush: asyncio.Task[None] | None = None
         self._accepting = True
@@ -120,12 +124,14 @@ class StreamWorker:
             manual: faust.Stream[Any] = stream.noack()  # type: ignore[attr-defined]
             async for event in manual.events():
                 if kind == "retry" and not await self._wait_until_due(event):
+                    self._leave(event)
                     continue
                 await self._slots.acquire()
                 if not self._still_ours(event):
                     self._slots.release()
                     self.intake.update(len(self._in_flight))  # closed: keep fetching stopped
-                    continue  # not acked: redelivered to whoever owns the partition now
+                    self._leave(event)
+                    continue
                 claim = self._claim(event)
                 task = asyncio.create_task(self._handle(kind, event, claim))
                 self._in_flight[task] = claim
@@ -201,8 +207,13 @@ class StreamWorker:
         _, pending = await asyncio.wait(set(leaving), timeout=max(0.0, timeout_s))
         return pending
 
+    def _leave(self, event: faust.EventT[Any]) -> None:
+        """Not acked: redelivered to whoever owns the partition next; no commit passes it."""
+        self._left.append(event.message)
+
     async def _on_partitions_assigned(self, sender: object, assigned: Any, **_: Any) -> None:
         """Partitions taken over may hold jobs their last owner answered but never committed."""
+        self._left.clear()  # a new generation: the records left behind are read again
         await self.pipeline.done.refresh()
 
     def _kind_of(self, kind: str, value: bytes) -> str:
@@ -246,6 +257,7 @@ class StreamWorker:
             if answered:
                 self._flush_if_many_wait()
             else:
+                self._leave(event)
                 release()
 
     def _flush_if_many_wait(self) -> None:

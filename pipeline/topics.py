@@ -40,24 +40,65 @@ def all_topics(kafka: KafkaConfig) -> list[str]:
     return [*topics, retry_topic(kafka), spend_topic(kafka)]
 
 
-async def ensure_topics(bootstrap: str, kafka: KafkaConfig, timeout_s: float = 30.0) -> None:
-    """Create every topic Frugal uses; topics that already exist are left as they are."""
+LEADER_POLL_S = 0.1
+
+
+async def ensure_topics(
+    bootstrap: str, kafka: KafkaConfig, timeout_s: float = 30.0
+) -> dict[str, int]:
+    """Create every topic Frugal uses and wait until each partition has a leader (a first
+    publish to a new topic on Kafka otherwise meets NotLeaderForPartition); topics that exist
+    are left as they are. Returns each topic's real partition count."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
     except (TimeoutError, KafkaConnectionError, OSError) as exc:
         raise KafkaUnavailable(f"cannot reach Kafka at {bootstrap}: {exc or 'timed out'}") from None
     try:
+        wanted = all_topics(kafka)
         existing = set(await admin.list_topics())
-        missing = [t for t in all_topics(kafka) if t not in existing]
+        missing = [t for t in wanted if t not in existing]
         if missing:
             new = [_new_topic(t, kafka) for t in missing]
             try:
                 await admin.create_topics(new)
             except KafkaError as exc:  # created concurrently by another process
                 log.debug("create_topics: %s", exc)
+        return await _partitions_once_led(admin, wanted, timeout_s)
     finally:
         await admin.close()
+
+
+async def _partitions_once_led(
+    admin: AIOKafkaAdminClient, topics: list[str], timeout_s: float
+) -> dict[str, int]:
+    """Each topic's partition count, once every partition has a leader (or at the deadline)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        counts: dict[str, int] = {}
+        led = True
+        for topic in await admin.describe_topics(topics):
+            partitions = topic.get("partitions") or []
+            counts[topic["topic"]] = len(partitions)
+            led &= topic.get("error_code", 0) == 0 and bool(partitions)
+            led &= all(p.get("leader", -1) >= 0 and p.get("error_code", 0) == 0 for p in partitions)
+        if led or loop.time() >= deadline:
+            return counts
+        await asyncio.sleep(LEADER_POLL_S)
+
+
+def partition_mismatches(kafka: KafkaConfig, counts: dict[str, int]) -> list[str]:
+    """One line per existing topic whose partition count differs from the configuration."""
+    lines = []
+    for topic, count in sorted(counts.items()):
+        expected = _new_topic(topic, kafka).num_partitions
+        if count != expected:
+            lines.append(
+                f"{topic}: {count} partition{'s' if count != 1 else ''}, not {expected} as "
+                "configured (it existed before; Kafka keeps a topic's partitions as created)"
+            )
+    return lines
 
 
 def _new_topic(name: str, kafka: KafkaConfig) -> NewTopic:

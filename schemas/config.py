@@ -22,11 +22,18 @@ class KafkaConfig(Section):
     topic_prefix: str = "frugal"
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
-    group_id: str = "frugal-workers"
+    group_id: str = "frugal-workers"  # default: "<topic_prefix>-workers"
     commit_interval_s: float = Field(default=1.0, gt=0)
     # A worker silent this long leaves the group and its partitions move to the others.
     # (Tansu also holds a new group's first join for about half of it.)
     session_timeout_s: float = Field(default=10.0, ge=2)
+
+    @model_validator(mode="after")
+    def _group_follows_prefix(self) -> KafkaConfig:
+        """Workers of different topic prefixes never share a consumer group by default."""
+        if "group_id" not in self.model_fields_set:
+            self.group_id = f"{self.topic_prefix}-workers"
+        return self
 
     def topic(self, kind: str, suffix: str = "") -> str:
         return f"{self.topic_prefix}.{kind}{'.' + suffix if suffix else ''}"

@@ -22,7 +22,6 @@ from frugal_testkit import (
     wait_for,
     write_config,
 )
-
 from kafka_kit import KafkaKitBroker
 
 from pipeline.broker import EmbeddedBroker
