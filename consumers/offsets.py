@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 from faust.transport.consumer import Consumer
+
+log = logging.getLogger("frugal.worker")
 
 FAUST_NEW_OFFSET = Consumer._new_offset  # faust's own, kept for the test that shows the bug
 FAUST_ACK = Consumer.ack
@@ -55,11 +58,31 @@ def _tolerable_gap(consumer: Any, tp: Any, committed: int, head: int) -> bool:
     from the committed offset, once; a single offset still missing after that is one Kafka
     never delivers (a transaction marker), which faust's own check lets pass."""
     if _reread_from.get(tp) != committed:
+        if not _may_seek(consumer, tp):
+            return False  # mid-rebalance: a seek now would upset faust; try at the next commit
         _reread_from[tp] = committed
         with contextlib.suppress(RuntimeError):  # no running loop: a unit test
-            asyncio.get_running_loop().create_task(consumer.seek(tp, committed))
+            asyncio.get_running_loop().create_task(_reread(consumer, tp, committed))
         return False
     return head - committed == 1
+
+
+def _may_seek(consumer: Any, tp: Any) -> bool:
+    """Not mid-rebalance (a seek then upsets faust) and still assigned."""
+    try:
+        return bool(consumer.app.flow_control.is_active()) and tp in consumer.assignment()
+    except Exception:  # not a running faust consumer (a unit test)
+        return True
+
+
+async def _reread(consumer: Any, tp: Any, offset: int) -> None:
+    try:
+        await consumer.seek(tp, offset)
+    except Exception as exc:  # no longer assigned (a rebalance): its next owner reads it anyway
+        _reread_from.pop(tp, None)
+        log.debug("could not seek %s to %d: %r", tp, offset, exc)
+        return
+    log.info("reading %s[%s] again from %d: records were skipped", tp.topic, tp.partition, offset)
 
 
 def committable_offset(consumer: Any, tp: Any) -> int | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
@@ -46,7 +47,7 @@ LEADER_POLL_S = 0.1
 async def ensure_topics(
     bootstrap: str, kafka: KafkaConfig, timeout_s: float = 30.0
 ) -> dict[str, int]:
-    """Create every topic Frugal uses and wait until each partition has a leader (a first
+    """Create every topic Frugal uses and wait until each partition's leader serves it (a first
     publish to a new topic on Kafka otherwise meets NotLeaderForPartition); topics that exist
     are left as they are. Returns each topic's real partition count."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
@@ -64,9 +65,25 @@ async def ensure_topics(
                 await admin.create_topics(new)
             except KafkaError as exc:  # created concurrently by another process
                 log.debug("create_topics: %s", exc)
-        return await _partitions_once_led(admin, wanted, timeout_s)
+        counts = await _partitions_once_led(admin, wanted, timeout_s)
     finally:
         await admin.close()
+    await _until_leaders_serve(bootstrap, counts, timeout_s)
+    return counts
+
+
+async def _until_leaders_serve(bootstrap: str, counts: dict[str, int], timeout_s: float) -> None:
+    """Metadata names a new partition's leader a moment before the leader serves it: ask each
+    one for its end offset (retried quietly) so that a first publish is not refused."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t, n in counts.items() for p in range(n)]
+        await asyncio.wait_for(consumer.end_offsets(tps), timeout_s)
+    except (TimeoutError, KafkaError) as exc:
+        log.debug("partition leaders not all serving yet: %r", exc)
+    finally:
+        await consumer.stop()
 
 
 async def _partitions_once_led(
@@ -86,6 +103,29 @@ async def _partitions_once_led(
         if led or loop.time() >= deadline:
             return counts
         await asyncio.sleep(LEADER_POLL_S)
+
+
+async def wait_for_group_coordinator(
+    bootstrap: str, group_id: str, timeout_s: float = 30.0
+) -> None:
+    """Until Kafka names the group's coordinator: on a new cluster it first has to create its
+    offsets topic, and consumers that join before then log GroupCoordinatorNotAvailable."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            try:
+                await admin.find_coordinator(group_id)
+                return
+            except KafkaError as exc:
+                if loop.time() >= deadline:
+                    log.debug("no group coordinator yet: %r", exc)
+                    return  # the consumer's own retries take it from here
+                await asyncio.sleep(LEADER_POLL_S)
+    finally:
+        await admin.close()
 
 
 def partition_mismatches(kafka: KafkaConfig, counts: dict[str, int]) -> list[str]:

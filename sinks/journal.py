@@ -185,7 +185,8 @@ def recover_orphans(root: Path, lake_dir: Path) -> int:
 def _orphan_lock(session_dir: Path):  # type: ignore[no-untyped-def]
     """True (holding its lock) when no live worker holds the session."""
     try:
-        f = open(session_dir / LOCK_NAME, "ab")  # noqa: SIM115
+        f = open(session_dir / LOCK_NAME, "rb")  # noqa: SIM115 - never create it: a worker
+        # whose directory has no lock file yet is still starting
     except OSError:
         yield False
         return

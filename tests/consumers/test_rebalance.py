@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from frugal_testkit import (
     SIM_KEY,
@@ -23,6 +25,8 @@ from frugal_testkit import (
     run_frugal,
     sim_providers,
     start_frugal,
+    wait_for,
+    worker_id,
     write_config,
 )
 from kafka_kit import KafkaKitBroker
@@ -35,6 +39,16 @@ from schemas.config import SimConfig
 JOBS = 3000
 MAX_PAID_TWICE = 5
 RPM = 6000  # per worker: ~95 calls/s, so most of a worker's 256 records in flight wait
+
+
+def answered_by(data: Path, worker: subprocess.Popen[bytes]) -> int:
+    try:
+        (count,) = lake_query(
+            data, f"SELECT count(*) FROM results_all WHERE worker = '{worker_id(worker)}'"
+        )[0]
+    except duckdb.IOException:  # no results yet
+        return 0
+    return int(count)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +79,11 @@ def rebalanced(
 
         def join() -> None:
             log = tmp / f"worker{len(workers)}.log"
-            workers.append(start_frugal(args, bootstrap=broker.bootstrap, log=log))
+            worker = start_frugal(args, bootstrap=broker.bootstrap, log=log)
+            workers.append(worker)
+            # In the group and working before the next step (a join and a leave at the same
+            # instant can wedge the embedded broker's group coordinator).
+            wait_for(lambda: answered_by(data, worker) > 0, timeout=60, what="the worker to join")
 
         def at_share(share: float) -> None:
             sim.wait_for(lambda s: s["ok"] >= JOBS * share, timeout=90)

@@ -119,7 +119,8 @@ def test_every_job_is_done_once_and_correctly(scaled: dict[str, Any]) -> None:
 
 def test_the_survivors_took_over_the_dead_workers_partitions(scaled: dict[str, Any]) -> None:
     by_worker = results_by_worker(scaled["data"])
-    assert by_worker[scaled["victim"]] == scaled["by_victim"] > 0  # nothing after its death
+    # After its death only its journal (answers not yet in Parquet) reaches the lake.
+    assert by_worker[scaled["victim"]] >= scaled["by_victim"] > 0
     assert all(by_worker.get(w, 0) > 0 for w in scaled["survivors"])
     assert sum(by_worker.values()) == JOBS
 
