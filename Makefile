@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 LITELLM_VENV := .venv-litellm
 LITELLM := litellm==1.110.2
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench lint clean chromium
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,15 @@ install: $(INSTALLED)
 demo: install
 	$(VENV)/bin/frugal demo
 
-test: install
+test: install chromium
 	$(PY) -m pytest -q
+
+# The HTML report's test opens the report in a real headless Chromium (Debian's package).
+# Installed here when missing and we may (root with apt-get); otherwise that one test skips.
+chromium:
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null \
+	  || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null) \
+	  || echo "chromium could not be installed: the HTML report's browser test will skip"
 
 $(LITELLM_VENV)/.installed:
 	$(PYTHON) -m venv $(LITELLM_VENV)

@@ -8,7 +8,7 @@ import logging
 import signal
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 import faust
@@ -19,6 +19,7 @@ from pipeline import claims
 from pipeline.app import InboundRecord, Pipeline
 from pipeline.dead_letters import RecordOrigin
 from pipeline.drain import DrainWatch
+from pipeline.limit_share import describe_share, partition_share
 from pipeline.topics import job_topic, retry_topic
 from schemas.config import Config
 from schemas.jobs import decode_object
@@ -95,6 +96,8 @@ class StreamWorker:
         self._flush_at = max(1, config.worker.max_in_flight // 2)
         self._early_flush: asyncio.Task[None] | None = None
         self._accepting = True
+        # --drain: waits for the drain in place of DrainWatch.wait_done (e.g. showing progress).
+        self.drain_follower: Callable[[DrainWatch], Coroutine[Any, Any, None]] | None = None
         for kind in kinds:
             self._add_agent(kind, job_topic(config.kafka, kind))
         self._add_agent("retry", retry_topic(config.kafka))
@@ -107,6 +110,8 @@ class StreamWorker:
             pipeline.limits.saturated,
         )
         pipeline.status_sources.append(self.intake.status)
+        pipeline.metrics.sources.records_in_flight = lambda: len(self._in_flight)
+        pipeline.metrics.sources.intake_paused = lambda: bool(self.intake.paused)
         self.app.on_partitions_assigned.connect(self._on_partitions_assigned)  # type: ignore[arg-type]
 
     @property
@@ -214,7 +219,22 @@ class StreamWorker:
     async def _on_partitions_assigned(self, sender: object, assigned: Any, **_: Any) -> None:
         """Partitions taken over may hold jobs their last owner answered but never committed."""
         self._left.clear()  # a new generation: the records left behind are read again
+        self._take_share_of_limits()
         await self.pipeline.done.refresh()
+
+    def _take_share_of_limits(self) -> None:
+        """Re-split the providers' rpm/tpm by the new assignment (pipeline.limit_share)."""
+        consumer = self.app.consumer
+        # The cluster metadata every member has (faust's topic_partitions is the leader's only).
+        kafka = consumer._thread._ensure_consumer()  # type: ignore[attr-defined]
+
+        def partitions_of(topic: str) -> int | None:
+            return len(kafka.partitions_for_topic(topic) or ()) or None
+
+        share = partition_share(consumer.assignment(), self.topics, partitions_of)
+        if share is not None and share > 0:
+            self.pipeline.limits.set_group_share(share)
+            log.info("limits: %s", describe_share(share))
 
     def _kind_of(self, kind: str, value: bytes) -> str:
         if kind != "retry":
@@ -292,7 +312,8 @@ class StreamWorker:
         waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
         helpers: list[asyncio.Task[None]] = []
         if drain:
-            waiters.append(asyncio.create_task(watch.wait_done()))
+            follow = self.drain_follower or (lambda watch: watch.wait_done())
+            waiters.append(asyncio.create_task(follow(watch)))
             helpers.append(asyncio.create_task(self._settle_when_idle()))
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)

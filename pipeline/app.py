@@ -19,7 +19,9 @@ from pipeline.dead_letters import RecordOrigin, scrub
 from pipeline.done import DoneJobs
 from pipeline.ingest import document_jobs
 from pipeline.limits import Limits
+from pipeline.metrics import PipelineMetrics
 from pipeline.producer import Producer
+from pipeline.quality import verdicts_from_lake
 from pipeline.routing import Router
 from pipeline.runner import JobFailed, JobRunner, ParkJob
 from pipeline.spend import SpendLedger
@@ -111,12 +113,18 @@ class Pipeline:
         self._tasks: list[asyncio.Task[None]] = []
         self.status_sources: list[Callable[[], str]] = []  # more lines for the status log
         self.processed = 0
+        self.metrics = PipelineMetrics()
+        self.metrics.sources.limits = self.limits
+        self.metrics.sources.budgets = config.budgets
+        self.metrics.sources.spent = self.budgets.spent
 
     async def start(self) -> None:
         await asyncio.to_thread(ensure_catalog, self.config.storage)
         await self.done.refresh()
         # A restarted worker remembers which models answer validly, from the usage table.
         self.router.stats.seed(await asyncio.to_thread(outcomes_from_lake, self.config.storage))
+        # ... and how often each model's answers agreed with the audit model (`model_quality`).
+        self.router.quality.seed(await asyncio.to_thread(verdicts_from_lake, self.config.storage))
         await self.producer.start()
         if self.spend is not None:
             await self.spend.start()
@@ -158,6 +166,7 @@ class Pipeline:
 
     async def process(self, record: InboundRecord) -> None:
         """Run one record; its offset is acked only once its rows (or dead letter) are durable."""
+        self.metrics.count_taken(record.origin.kind)
         try:
             if record.origin.kind == "ingest":
                 await self._fan_out(record)
@@ -218,7 +227,7 @@ class Pipeline:
         rows: list[Row] = [*scrub(story.usage_rows, self.secrets), result]
         if job.replay_count:
             rows.append(dead_letters.resolved(job))
-        self.sink.add(rows, on_durable=record.ack)
+        self._write(rows, record)
 
     async def _fan_out(self, record: InboundRecord) -> None:
         doc = parse_document(record.value)
@@ -226,6 +235,7 @@ class Pipeline:
         for job in jobs:
             topic = job_topic(self.config.kafka, job.kind)
             await self._feed_back(topic, job)
+        self.metrics.count_record("ingest", "split")
         record.ack()
 
     async def _park(self, record: InboundRecord, job: TaskJob, park: ParkJob) -> None:
@@ -244,7 +254,8 @@ class Pipeline:
         await self._feed_back(
             retry_topic(self.config.kafka), job.model_copy(update={"parked": state})
         )
-        self.sink.add(scrub(park.story.usage_rows, self.secrets), on_durable=record.ack)
+        self.metrics.count_record(job.kind, "parked")
+        self._write(scrub(park.story.usage_rows, self.secrets), record)
 
     async def _feed_back(self, topic: str, job: TaskJob) -> None:
         partition, offset = await self.producer.send(topic, job.id, job_to_json(job))
@@ -257,7 +268,12 @@ class Pipeline:
         """The DLQ record first, then the table rows; the offset is acked once both are durable."""
         topic = dlq_topic(self.config.kafka, record.origin.kind)
         await self.producer.send(topic, letter.job_id, letter.model_dump_json().encode())
-        self.sink.add([*scrub(usage, self.secrets), letter], on_durable=record.ack)
+        self._write([*scrub(usage, self.secrets), letter], record)
+
+    def _write(self, rows: Sequence[Row], record: InboundRecord) -> None:
+        """Hand rows to the sink (acking the record once durable) and count them as metrics."""
+        self.metrics.count_rows(rows)
+        self.sink.add(rows, on_durable=record.ack)
 
 
 __all__ = ["FrugalError", "InboundRecord", "Pipeline"]

@@ -8,6 +8,8 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 from pipeline.config import load_config
 from schemas.config import JOB_KINDS, Config
@@ -48,7 +50,25 @@ def _kinds(raw: str | None) -> list[str]:
 def cmd_worker(args: argparse.Namespace, config: Config) -> int:
     from pipeline.worker_main import run_worker
 
+    if args.metrics_port is not None:
+        if not 0 <= args.metrics_port <= 65535:
+            raise FrugalError(f"--metrics-port: {args.metrics_port} is not a TCP port (0-65535)")
+        config.worker.metrics_port = args.metrics_port
+    if args.metrics_host:
+        config.worker.metrics_host = args.metrics_host
     return asyncio.run(run_worker(config, _kinds(args.kinds), drain=args.drain))
+
+
+def read_task_templates(path: str) -> list[dict[str, Any]]:
+    """`--tasks FILE`: a JSON list of task templates (or one object) for file documents."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise FrugalError(f"--tasks {path}: cannot read a JSON list of tasks ({exc})") from None
+    data = [data] if isinstance(data, dict) else data
+    if not isinstance(data, list) or not all(isinstance(t, dict) for t in data):
+        raise FrugalError(f"--tasks {path}: expected a JSON list of task objects")
+    return data
 
 
 def cmd_publish(args: argparse.Namespace, config: Config) -> int:
@@ -57,14 +77,19 @@ def cmd_publish(args: argparse.Namespace, config: Config) -> int:
 
     if args.kind and args.kind not in JOB_KINDS:
         raise FrugalError(f"--kind: unknown kind {args.kind!r}; choose from {', '.join(JOB_KINDS)}")
-    summary = PublishSummary()
-    records = collect(args.paths, args.kind, summary)
+    summary = PublishSummary(republished=args.republish)
+    tasks = read_task_templates(args.tasks) if args.tasks else None
+    records = collect(args.paths, args.kind, summary, config, args.glob, tasks)
     for problem in summary.skipped:
         print(f"skipped {problem}", file=sys.stderr)
+    for problem in summary.unreadable:
+        print(f"cannot convert {problem} (dead-lettered as invalid_job)", file=sys.stderr)
     with running_broker(config.kafka.bootstrap) as bootstrap:
-        asyncio.run(publish(config, bootstrap, records, summary, show_progress=sys.stderr.isatty()))
+        asyncio.run(publish(config, bootstrap, records, summary))
+    for conflict in summary.conflicts:
+        print(f"conflict {conflict}", file=sys.stderr)
     print(summary.line())
-    return 1 if summary.skipped else 0
+    return 1 if summary.skipped or summary.conflicts else 0
 
 
 def cmd_topics(args: argparse.Namespace, config: Config) -> int:
@@ -97,6 +122,13 @@ def cmd_sql(args: argparse.Namespace, config: Config) -> int:
 def cmd_report(args: argparse.Namespace, config: Config) -> int:
     from pipeline.report import render_report
 
+    if args.html:
+        from pathlib import Path
+
+        from pipeline.report_html import write_html_report
+
+        print(f"wrote {write_html_report(config, Path(args.html))}")
+        return 0
     render_report(config)
     return 0
 
@@ -158,14 +190,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("worker", cmd_worker, "run stream workers")
     p.add_argument("--kinds", help="comma-separated job kinds (default: all)")
     p.add_argument("--drain", action="store_true", help="exit 0 once the backlog is done")
+    p.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus metrics at /metrics on this port"
+    )
+    p.add_argument("--metrics-host", help="address the metrics bind to (default 127.0.0.1)")
     p = add("publish", cmd_publish, "publish documents or JSON Lines of jobs")
     p.add_argument("--kind", help="topic for JSON Lines without a kind")
+    p.add_argument("--glob", default="*", help="in directories, publish files matching this")
+    p.add_argument("--tasks", help="JSON file: the task templates for documents made from files")
+    p.add_argument("--republish", action="store_true", help="publish already-known records again")
     p.add_argument("paths", nargs="+", metavar="PATH", help="files, directories, or - for stdin")
     add("topics", cmd_topics, "create every topic explicitly (real Kafka does not)")
     p = add("sql", cmd_sql, "run SQL on the DuckDB catalog")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument("query")
-    add("report", cmd_report, "cost and volume summary")
+    p = add("report", cmd_report, "cost and volume summary")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report with charts")
     p = add("call", cmd_call, "one request through one provider, no routing")
     p.add_argument("--provider", required=True)
     p.add_argument("--model", required=True)

@@ -86,7 +86,7 @@ def for_job(
         kind=job.kind,
         tenant=job.tenant,
         error_type=error.type,
-        error=_message(error, secrets),
+        error=_message(error, secrets) + _not_tried(story),
         attempts=story.attempts if story else 0,
         providers_tried=list(story.providers_tried) if story else [],
         models_tried=list(story.models_tried) if story else [],
@@ -98,6 +98,14 @@ def for_job(
         source_offset=first.source_offset if first else origin.offset,
         job=data,
     )
+
+
+def _not_tried(story: JobStory | None) -> str:
+    """Why adequate providers missing from `providers_tried` were not tried."""
+    if story is None or not story.unusable:
+        return ""
+    known = ", ".join(f"{p}: {why}" for p, why in sorted(story.unusable.items()))
+    return f" (not tried, known unusable: {known})"
 
 
 def resolved(job: TaskJob) -> DeadLetter:

@@ -19,6 +19,7 @@ from pipeline.app import Pipeline
 from pipeline.broker import EmbeddedBroker
 from pipeline.publish import PublishSummary, collect, publish
 from pipeline.report import render_report
+from pipeline.samples import FILE_TASKS
 from pipeline.topics import ensure_topics
 from providers.sim import SimThread
 from schemas.config import JOB_KINDS, Config, SimConfig, SimModelConfig
@@ -28,11 +29,12 @@ DEMO_DIR = Path("data/demo")
 KEY_ENVS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY")
 PROTOCOL_PATHS = {"openai": "/v1", "azure-openai": "", "anthropic": "/v1", "gemini": "/v1beta"}
 
-# Cheap models that are sometimes wrong, so the demo shows escalation at work.
+# Cheap models that are sometimes wrong, so the demo shows escalation at work, and one whose
+# labels are often valid but wrong, so it shows audits catching it.
 DEMO_SIM = SimConfig(
     latency_ms=20,
     models={
-        "gemini-2.0-flash-lite": SimModelConfig(invalid_rate=0.12),
+        "gemini-2.0-flash-lite": SimModelConfig(invalid_rate=0.12, wrong_rate=0.25),
         "gpt-4.1-nano": SimModelConfig(invalid_rate=0.08, cached_share=0.3),
         "gemini-2.5-flash": SimModelConfig(reasoning_tokens=24),
     },
@@ -59,6 +61,10 @@ def demo_config(base: Config, bootstrap: str, sim_url: str | None) -> Config:
             provider.api_key = None
             provider.rpm = provider.tpm = None
             provider.max_concurrency = 64
+        classify = config.route("classify")
+        config.routes["classify"] = classify.model_copy(
+            update={"audit_rate": 0.1, "min_accuracy": 0.9}
+        )
     else:  # real providers: only those with a key
         keyed = {p.name for p in config.providers if p.api_key is not None}
         config.providers = [p for p in config.providers if p.name in keyed]
@@ -90,7 +96,9 @@ async def run_pipeline(config: Config, console: Console) -> None:
     bootstrap = config.kafka.bootstrap
     await ensure_topics(bootstrap, config.kafka)
     summary = PublishSummary()
-    records = collect([str(p) for p in sorted(SAMPLES.glob("*.jsonl"))], None, summary)
+    records = collect([str(p) for p in sorted(SAMPLES.glob("*.jsonl"))], None, summary, config)
+    # Files too: an invoice PDF and an invoice photo, whose fields a vision model extracts.
+    records += collect([str(SAMPLES / "files")], None, summary, config, tasks=FILE_TASKS)
     await publish(config, bootstrap, records, summary, show_progress=False)
     console.print(f"{summary.line()} from the bundled samples")
     pipeline = Pipeline(config, bootstrap, worker_id="demo")

@@ -1,4 +1,7 @@
-"""Per-provider backpressure: requests/min, tokens/min, concurrency, 429 slow-down, breaker."""
+"""Per-provider backpressure: requests/min, tokens/min, concurrency, 429 slow-down, breaker.
+
+The breaker itself (outage vs one job's persistent failure) lives in pipeline.breaker.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,26 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from pipeline.breaker import (
+    BREAKER_COOLDOWN_S,
+    BREAKER_FAILURES,
+    CircuitBreaker,
+    CircuitOpen,
+)
 from schemas.completion import Completion
 from schemas.config import ProviderConfig
 from schemas.errors import ProviderError
+
+__all__ = [
+    "BREAKER_COOLDOWN_S",
+    "BREAKER_FAILURES",
+    "CircuitBreaker",
+    "CircuitOpen",
+    "Limits",
+    "Permit",
+    "ProviderLimiter",
+    "TokenBucket",
+]
 
 Clock = Callable[[], float]
 
@@ -24,16 +44,7 @@ MIN_SHARE = 0.02  # the slow-down never goes below this share of the configured 
 FAST_RECOVERY = 0.25  # share of the last good ceiling regained per second, up to 90% of it
 PROBE_GROWTH = 0.02  # above that, grow 2% per second: finds a raised limit, rarely trips
 START_SHARE = 0.3  # slow start: a new worker ramps up to the configured rate over ~2.5 s
-BREAKER_FAILURES = 5  # consecutive failures that open the breaker
-BREAKER_COOLDOWN_S = 5.0  # first open period; doubles on every failed probe
-BREAKER_MAX_COOLDOWN_S = 120.0
 RATE_WINDOW_S = 10.0  # the window behind the "calls per second" of the status line
-
-
-class CircuitOpen(ProviderError):
-    """The provider's breaker is open (or its one probe is out): route elsewhere for now."""
-
-    type = "circuit_open"
 
 
 @dataclass
@@ -125,61 +136,16 @@ class AdaptiveRate:
         return True
 
 
-class CircuitBreaker:
-    """Closed -> (BREAKER_FAILURES in a row) open -> after the cooldown one probe call ->
-    closed on its success, open again (cooldown doubled) on its failure."""
-
-    def __init__(self, clock: Clock = time.monotonic) -> None:
-        self._clock = clock
-        self.failures = 0
-        self.open_until: float | None = None
-        self.cooldown_s = BREAKER_COOLDOWN_S
-        self.probing = False
-
-    @property
-    def state(self) -> str:
-        if self.open_until is None:
-            return "closed"
-        return "half-open" if self._clock() >= self.open_until else "open"
-
-    def allows(self) -> bool:
-        """Whether routing may send this provider a call now."""
-        state = self.state
-        return state == "closed" or (state == "half-open" and not self.probing)
-
-    def admit(self) -> bool:
-        """Claim the right to send one call (in half-open: the single probe)."""
-        if not self.allows():
-            return False
-        if self.state == "half-open":
-            self.probing = True
-        return True
-
-    def success(self) -> None:
-        self.failures, self.open_until, self.probing = 0, None, False
-        self.cooldown_s = BREAKER_COOLDOWN_S
-
-    def failure(self) -> None:
-        if self.probing:
-            self.probing = False
-            self.cooldown_s = min(BREAKER_MAX_COOLDOWN_S, self.cooldown_s * 2)
-            self.open_until = self._clock() + self.cooldown_s
-            return
-        self.failures += 1
-        if self.failures >= BREAKER_FAILURES and self.open_until is None:
-            self.open_until = self._clock() + self.cooldown_s
-
-    def release_probe(self) -> None:
-        """The probe ended without telling us anything (cancelled, or not the provider's fault)."""
-        self.probing = False
-
-
 @dataclass
 class Permit:
     """One admitted call: when it was sent and what it was charged against the token bucket."""
 
     sent_at: float
     charged_tokens: int
+    job: str | None = None  # the job it was sent for: the breaker counts distinct jobs
+    # False for a job that already failed on another provider: it fails everywhere, which says
+    # nothing about this provider, so its failures must not open the breaker for other jobs.
+    blame: bool = True
 
 
 class ProviderLimiter:
@@ -192,6 +158,7 @@ class ProviderLimiter:
         self.adaptive = AdaptiveRate(clock)
         self.breaker = CircuitBreaker(clock)
         self.rpm: float | None = config.rpm  # configured, or learned from the first 429
+        self.group_share = 1.0  # of rpm and tpm: this worker's part of the group (limit_share)
         self._requests = TokenBucket(self._rpm_rate(START_SHARE), clock) if config.rpm else None
         self._tokens = TokenBucket(config.tpm / 60.0 * START_SHARE, clock) if config.tpm else None
         self._blocked_until = 0.0
@@ -204,7 +171,13 @@ class ProviderLimiter:
         self.failed = 0
 
     def _rpm_rate(self, share: float) -> float:
-        return (self.rpm or 0) / 60.0 * RATE_MARGIN * share
+        return (self.rpm or 0) / 60.0 * RATE_MARGIN * share * self.group_share
+
+    def set_group_share(self, share: float) -> None:
+        """This worker's part of the provider's limits, which the whole group shares."""
+        if self._requests is not None and self.rpm and self.group_share > 0:
+            self._requests.rate *= share / self.group_share  # takes effect now, not at next call
+        self.group_share = max(1e-3, min(1.0, share))
 
     def _learn_rpm(self) -> None:
         """A 429 from a provider without a configured `rpm`: the rate we were sending at is
@@ -212,7 +185,7 @@ class ProviderLimiter:
         now = self._clock()
         self.rate_per_s()  # drops calls older than the window
         span = max(1.0, now - self._sent[0]) if self._sent else 1.0
-        self.rpm = max(1.0, len(self._sent) / span) * 60 / RATE_MARGIN
+        self.rpm = max(1.0, len(self._sent) / span) * 60 / RATE_MARGIN / self.group_share
         self.adaptive.share = self.adaptive.ceiling = 1.0
         self._requests = TokenBucket(self._rpm_rate(1.0), self._clock)
 
@@ -227,7 +200,7 @@ class ProviderLimiter:
         if self._requests is not None:
             self._requests.rate = self._rpm_rate(share)
         if self._tokens is not None and self.config.tpm:
-            self._tokens.rate = self.config.tpm / 60.0 * share
+            self._tokens.rate = self.config.tpm / 60.0 * share * self.group_share
 
     async def _pass_rate_limits(self, est_tokens: int) -> None:
         while True:
@@ -250,7 +223,9 @@ class ProviderLimiter:
             return
 
     @asynccontextmanager
-    async def slot(self, est_tokens: int) -> AsyncIterator[Permit]:
+    async def slot(
+        self, est_tokens: int, job: str | None = None, blame: bool = True
+    ) -> AsyncIterator[Permit]:
         """Wait for concurrency, rate and token quota (CircuitOpen if the breaker is open).
 
         A ProviderError raised inside the block is observed here; call `observe_success`
@@ -259,7 +234,7 @@ class ProviderLimiter:
         await self._admit(est_tokens)
         self.in_flight += 1
         self.calls += 1
-        permit = Permit(self._clock(), est_tokens)
+        permit = Permit(self._clock(), est_tokens, job, blame)
         self._sent.append(permit.sent_at)
         try:
             yield permit
@@ -305,7 +280,7 @@ class ProviderLimiter:
             self._tokens.give_back(permit.charged_tokens)
 
     def observe_success(self, permit: Permit, completion: Completion) -> None:
-        self.breaker.success()
+        self.breaker.success(permit.job)
         if self._tokens is not None:
             used = completion.usage.input_tokens + completion.usage.output_tokens
             self._tokens.charge(used - permit.charged_tokens)  # the estimate, corrected
@@ -325,9 +300,10 @@ class ProviderLimiter:
             return
         if error.retryable:
             self.failed += 1
-            self.breaker.failure()
-        else:
-            self.breaker.success()  # the provider answered: a bad request is not an outage
+            if permit.blame:
+                self.breaker.failure(permit.job)
+        else:  # the provider answered: a bad request is not an outage
+            self.breaker.success(permit.job)
 
     def rate_per_s(self) -> float:
         """Calls sent per second over the last RATE_WINDOW_S."""
@@ -360,6 +336,11 @@ class Limits:
 
     def available(self, name: str) -> bool:
         return name in self.providers and self.providers[name].available()
+
+    def set_group_share(self, share: float) -> None:
+        """Pace every provider at `share` of its limits (pipeline.limit_share)."""
+        for limiter in self.providers.values():
+            limiter.set_group_share(share)
 
     def saturated(self) -> list[str]:
         """Providers with calls queued behind their limits."""

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+from pipeline.blobs import BlobStore
+from pipeline.documents import file_document
+from pipeline.known_ids import KnownId, read_known, remember_published
 from pipeline.producer import Producer
-from pipeline.topics import ensure_topics, job_topic
+from pipeline.progress import Snapshot, progress_view
+from pipeline.topics import ensure_topics, job_topic, published_topic
 from schemas.config import JOB_KINDS, Config
 from schemas.errors import FrugalError
 
@@ -29,12 +32,19 @@ class OutboundRecord:
     kind: str
     key: str | None
     value: bytes
+    content_hash: str | None = None  # None: not tracked (a record without an id)
+    source: str = ""
 
 
 @dataclass
 class PublishSummary:
     by_kind: Counter[str] = field(default_factory=Counter)
     skipped: list[str] = field(default_factory=list)
+    new: int = 0  # ids not published before (and records without an id)
+    known: int = 0  # published before with the same content: skipped unless republished
+    republished: bool = False
+    conflicts: list[str] = field(default_factory=list)  # known ids with different content
+    unreadable: list[str] = field(default_factory=list)  # files dead-lettered as invalid_job
 
     @property
     def total(self) -> int:
@@ -42,18 +52,24 @@ class PublishSummary:
 
     def line(self) -> str:
         kinds = ", ".join(f"{k}: {n}" for k, n in sorted(self.by_kind.items()))
-        return f"published {self.total} records" + (f" ({kinds})" if kinds else "")
+        line = f"published {self.total} records" + (f" ({kinds})" if kinds else "")
+        line += f"; {self.new} new, {self.known} already known"
+        if self.known and self.republished:
+            line += " (published again)"
+        if self.conflicts:
+            line += f", {len(self.conflicts)} conflicting (not published)"
+        if self.unreadable:
+            line += f"; {len(self.unreadable)} unreadable files sent to dead letters"
+        return line
 
 
-def document_record(path: Path) -> OutboundRecord:
+def content_hash(value: bytes) -> str:
+    """What makes two records with one id the same: their JSON, keys in order."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise PublishError(f"{path}: not UTF-8 text; only text documents can be ingested") from None
-    except OSError as exc:
-        raise PublishError(f"{path}: cannot read ({exc.strerror})") from None
-    doc = {"id": path.stem, "text": text, "title": path.stem, "source": str(path)}
-    return OutboundRecord("ingest", path.stem, json.dumps(doc).encode())
+        canonical = json.dumps(json.loads(value), sort_keys=True, separators=(",", ":"))
+    except ValueError:
+        canonical = value.decode("utf-8", errors="replace")
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def line_record(
@@ -74,7 +90,10 @@ def line_record(
         summary.skipped.append(f'{where}: unknown kind {kind!r}; pass --kind or set "kind"')
         return None
     key = data.get("id")
-    return OutboundRecord(kind, str(key) if key is not None else None, line.encode())
+    value = line.encode()
+    if key is None:
+        return OutboundRecord(kind, None, value)
+    return OutboundRecord(kind, str(key), value, content_hash(value), where)
 
 
 def jsonl_records(
@@ -87,7 +106,25 @@ def jsonl_records(
                 yield record
 
 
-def collect(paths: list[str], kind: str | None, summary: PublishSummary) -> list[OutboundRecord]:
+def document_files(path: Path, pattern: str) -> list[Path]:
+    """The files a path names: itself, or those under it matching `pattern` (not hidden)."""
+    if not path.is_dir():
+        return [path]
+    found = (p for p in path.rglob(pattern) if p.is_file())
+    return sorted(p for p in found if not p.name.startswith("."))
+
+
+def collect(
+    paths: list[str],
+    kind: str | None,
+    summary: PublishSummary,
+    config: Config | None = None,
+    pattern: str = "*",
+    tasks: list[dict[str, Any]] | None = None,
+) -> list[OutboundRecord]:
+    """Records for files (converted documents) and JSON Lines (jobs), in the order given."""
+    config = config or Config()
+    blobs = BlobStore(config.storage)
     records: list[OutboundRecord] = []
     for raw in paths:
         if raw == "-":
@@ -96,14 +133,43 @@ def collect(paths: list[str], kind: str | None, summary: PublishSummary) -> list
         path = Path(raw)
         if not path.exists():
             raise PublishError(f"{path}: no such file or directory")
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        for file in files:
+        for file in document_files(path, pattern):
             if file.suffix in JSONL_SUFFIXES:
                 with file.open(encoding="utf-8") as fh:
                     records.extend(jsonl_records(fh, str(file), kind, summary))
-            else:
-                records.append(document_record(file))
+                continue
+            doc = file_document(file, config, blobs, tasks)
+            if doc.problem is not None:
+                summary.unreadable.append(f"{file}: {doc.problem}")
+            record = OutboundRecord("ingest", doc.doc_id, doc.value, doc.content_hash, str(file))
+            records.append(record)
     return records
+
+
+def sort_out_known(
+    records: list[OutboundRecord], known: dict[str, KnownId], summary: PublishSummary
+) -> list[OutboundRecord]:
+    """The records to publish: new ids (and, with `summary.republished`, known ones again).
+    Known ids with the same content are counted; with different content they are conflicts,
+    reported and never published."""
+    fresh: list[OutboundRecord] = []
+    for record in records:
+        seen = known.get(record.key) if record.key and record.content_hash else None
+        if seen is None:
+            if record.key is not None and record.content_hash is not None:
+                known[record.key] = KnownId(record.content_hash, record.source)
+            summary.new += 1
+            fresh.append(record)
+        elif seen.content_hash == record.content_hash:
+            summary.known += 1
+            if summary.republished:
+                fresh.append(record)
+        else:
+            summary.conflicts.append(
+                f"{record.source or record.key}: id {record.key!r} was published before with "
+                f"different content ({seen.source or 'earlier'}); not published, give it a new id"
+            )
+    return fresh
 
 
 async def publish(
@@ -114,16 +180,13 @@ async def publish(
     show_progress: bool = True,
 ) -> PublishSummary:
     await ensure_topics(bootstrap, config.kafka)
+    registry = published_topic(config.kafka)
+    records = sort_out_known(records, await read_known(bootstrap, registry), summary)
+    # A bar on a terminal, plain lines on stderr otherwise (stdout keeps the one summary line).
+    view = progress_view("publishing", sys.stderr, enabled=show_progress)
+    now = Snapshot(total=len(records))
     async with Producer(bootstrap) as producer:
-        with Progress(
-            TextColumn("publishing"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            disable=not show_progress,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("publish", total=len(records))
+        try:
             batch = 500
             for start in range(0, len(records), batch):
                 chunk = records[start : start + batch]
@@ -134,5 +197,14 @@ async def publish(
                     )
                 for r in chunk:
                     summary.by_kind[r.kind] += 1
-                progress.update(task, advance=len(chunk))
+                now.done += len(chunk)
+                view.show(now)
+        finally:
+            view.close(now)
+        tracked = [
+            (r.key, KnownId(r.content_hash, r.source))
+            for r in records
+            if r.key is not None and r.content_hash is not None
+        ]
+        await remember_published(producer, registry, tracked)
     return summary

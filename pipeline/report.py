@@ -71,6 +71,16 @@ SECTIONS: dict[str, str] = {
                count(*) FILTER (WHERE route_reason LIKE '%; after %') AS escalated,
                count(*) FILTER (WHERE route_reason LIKE '%over budget%') AS over_budget
         FROM usage WHERE outcome = 'ok' GROUP BY ALL ORDER BY model, answers DESC""",
+    "Audits: answers re-asked of the audit model": f"""
+        SELECT audit_of AS model, kind, count(*) AS audits,
+               count(*) FILTER (WHERE agreed) AS agreed,
+               count(*) FILTER (WHERE NOT agreed) AS overruled,
+               {usd("sum(cost_usd)")} AS usd
+        FROM usage WHERE purpose = 'audit' GROUP BY ALL ORDER BY model, kind""",
+    "Measured accuracy per kind (model_quality, latest audits)": """
+        SELECT model, kind, audited, agreed, printf('%.1f%%', 100 * accuracy) AS accuracy,
+               printf('%.1f-%.1f%%', 100 * lower, 100 * upper) AS "95% bounds"
+        FROM model_quality ORDER BY kind, model""",
     "Jobs": """
         SELECT (SELECT count(*) FROM results) AS answered,
                (SELECT count(*) FROM dead_letters) AS dead_letters,
@@ -99,6 +109,7 @@ class Saving:
     frontier_usd: float
     frontier: str
     escalation_usd: float = 0.0  # spent on calls whose answer was not used
+    audit_usd: float = 0.0  # spent re-asking answers of the audit model
 
     @property
     def saved_share(self) -> float:
@@ -113,14 +124,15 @@ def saving(config: Config) -> Saving | None:
     row = query(
         config.storage,
         """SELECT coalesce(sum(cost_usd), 0),
-                  coalesce(sum(input_tokens) FILTER (WHERE outcome = 'ok'), 0),
-                  coalesce(sum(output_tokens) FILTER (WHERE outcome = 'ok'), 0),
-                  coalesce(sum(cost_usd) FILTER (WHERE outcome <> 'ok'), 0)
-           FROM usage""",
+                  coalesce(sum(input_tokens) FILTER (WHERE outcome = 'ok' AND NOT audit), 0),
+                  coalesce(sum(output_tokens) FILTER (WHERE outcome = 'ok' AND NOT audit), 0),
+                  coalesce(sum(cost_usd) FILTER (WHERE outcome <> 'ok'), 0),
+                  coalesce(sum(cost_usd) FILTER (WHERE audit), 0)
+           FROM (SELECT *, coalesce(purpose = 'audit', false) AS audit FROM usage)""",
     ).rows[0]
     usage = Usage(input_tokens=int(row[1]), output_tokens=int(row[2]))
     prices = resolve_prices(model, config.provider(model.provider))
-    return Saving(float(row[0]), cost_usd(prices, usage), model.name, float(row[3]))
+    return Saving(float(row[0]), cost_usd(prices, usage), model.name, float(row[3]), float(row[4]))
 
 
 def _table(title: str, result: QueryResult) -> Table:
@@ -134,9 +146,11 @@ def _table(title: str, result: QueryResult) -> Table:
 
 def summary(s: Saving) -> str:
     escalations = s.escalation_usd / s.actual_usd if s.actual_usd else 0.0
+    audits = s.audit_usd / s.actual_usd if s.actual_usd else 0.0
     return (
         f"[bold]Total spend ${s.actual_usd:.6f}[/bold], of which escalations "
-        f"${s.escalation_usd:.6f} ({escalations:.1%}).\nThe same answers on {s.frontier} alone: "
+        f"${s.escalation_usd:.6f} ({escalations:.1%}), audits ${s.audit_usd:.6f} "
+        f"({audits:.1%}).\nThe same answers on {s.frontier} alone: "
         f"${s.frontier_usd:.6f} — saved {s.saved_share:.1%}"
     )
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
+from pipeline.quality import QualityStats, sample_draw, trusted_model
 from pipeline.validity import PRIOR_VALID, PROMPT_MODE_PRIOR, ValidityStats
+from pipeline.vision import lacks_vision
 from providers.pricing import ModelPrices, cost_usd
 from schemas.completion import Usage
 from schemas.config import Config, ModelConfig
@@ -18,6 +20,8 @@ STRUCTURED_CAPABILITIES = ("json_schema", "tools", "json_object")  # in order of
 # from ours, and a cap must hold even when they count more.
 INPUT_MARGIN = 1.25
 OVER_BUDGET = "over budget"
+INACCURATE = "inaccurate for"  # how a reason to leave a model out for its accuracy begins
+RETRIAL_RATE = 0.01  # share of jobs a model left out for its accuracy still answers, audited
 
 BudgetCheck = Callable[[ModelConfig, TaskJob, float], bool]
 
@@ -29,6 +33,9 @@ class Candidate:
     worst_case_usd: float  # the full output allowance: what the budget reserves
     valid_rate: float  # learned share of valid answers for this kind
     reason: str
+    accuracy: float = 1.0  # measured share of right answers (agreeing with the audit model)
+    purpose: str = "answer"  # answer | audit
+    audit_of: str = ""  # audit calls: the model whose answer is checked
 
     @property
     def provider(self) -> str:
@@ -36,8 +43,9 @@ class Candidate:
 
     @property
     def cost_per_answer(self) -> float:
-        """Expected spend on this model per valid answer: what the order minimises."""
-        return self.estimated_cost_usd / max(self.valid_rate, 1e-3)
+        """Expected spend on this model per right answer (valid x accurate): what the order
+        minimises."""
+        return self.estimated_cost_usd / max(self.valid_rate * self.accuracy, 1e-3)
 
 
 @dataclass(frozen=True)
@@ -77,10 +85,15 @@ class Router:
         stats: ValidityStats | None = None,
         provider_available: Callable[[str], bool] | None = None,
         within_budget: BudgetCheck | None = None,
+        quality: QualityStats | None = None,
     ) -> None:
         self._config = config
         self._prices = prices
         self.stats = stats or ValidityStats()
+        self.quality = quality or QualityStats()
+        self._trusted = {
+            k: trusted_model(config, prices, k) for k in ("classify", "extract", "generate")
+        }
         self._available = provider_available or (lambda _name: True)
         self._within_budget = within_budget
 
@@ -108,11 +121,52 @@ class Router:
             return "provider not allowed"
         if model.provider in job.exclude_providers:
             return "provider excluded"
+        if lacks_vision(model, job):
+            return "no vision"
         if not self.fits(model, need):
             return "context window"
         if not self._available(model.provider):
             return "provider unhealthy"
-        return None
+        return self.inaccuracy(model, job)
+
+    def trusted_model(self, kind: str) -> ModelConfig | None:
+        """The route's audit model: trusted, never audited, right by definition."""
+        return self._trusted.get(kind)
+
+    def measures_quality(self, kind: str) -> bool:
+        route = self._config.route(kind)
+        return route.audit_rate > 0 or route.min_accuracy is not None
+
+    def accuracy(self, model: ModelConfig, kind: str) -> float:
+        trusted = self.trusted_model(kind)
+        if not self.measures_quality(kind) or (trusted and trusted.name == model.name):
+            return 1.0
+        return self.quality.expected(model.name, kind)
+
+    def inaccuracy(self, model: ModelConfig, job: TaskJob) -> str | None:
+        """Why the model is not adequate for the job's kind by its measured accuracy, or None
+        (also for the jobs it is retried on)."""
+        why = self._below_min_accuracy(model, job.kind)
+        return None if why is None or self.retrial(model, job) else why
+
+    def retrial(self, model: ModelConfig, job: TaskJob) -> bool:
+        """A model left out for its accuracy still answers a small fixed share of jobs, every
+        one audited, so it can earn its way back (a window only forgets with new audits)."""
+        if self._config.route(job.kind).min_accuracy is None:
+            return False
+        if sample_draw(job.id, f"retrial/{model.name}") >= RETRIAL_RATE:
+            return False
+        return self._below_min_accuracy(model, job.kind) is not None
+
+    def _below_min_accuracy(self, model: ModelConfig, kind: str) -> str | None:
+        floor = self._config.route(kind).min_accuracy
+        trusted = self.trusted_model(kind)
+        if floor is None or (trusted is not None and trusted.name == model.name):
+            return None
+        measured = self.quality.accuracy(model.name, kind)
+        if not measured.audited or measured.bounds[1] >= floor:
+            return None
+        return f"{INACCURATE} {kind}: {measured.describe()}, upper bound < min_accuracy {floor:.0%}"
 
     def structured_mode(self, model: ModelConfig) -> str:
         """How the output schema reaches the model: a native feature, or words in the prompt."""
@@ -144,6 +198,14 @@ class Router:
             self.worst_case(model, need),
             self.stats.valid_rate(model.name, kind, prior),
             "",
+            self.accuracy(model, kind),
+        )
+
+    def audit_candidate(
+        self, model: ModelConfig, need: RoutingInput, audit_of: str, reason: str
+    ) -> Candidate:
+        return replace(
+            self._candidate(model, need), purpose="audit", audit_of=audit_of, reason=reason
         )
 
     def plan(self, need: RoutingInput) -> RoutePlan:
@@ -195,11 +257,18 @@ class Router:
         seen = self.stats.seen(c.model.name, job.kind)
         learned = f"{seen} seen" if seen else "prior"
         extras = [self.structured_mode(c.model)]
+        if self.retrial(c.model, job):
+            extras.append("retrial below min_accuracy: audited")
         if c.provider in job.avoid_providers:
             extras.append("avoided provider: last resort")
+        right = ""
+        if self.measures_quality(job.kind):
+            audited = self.quality.accuracy(c.model.name, job.kind).audited
+            right = f", {c.accuracy:.0%} right ({audited} audited)"
         return (
             f"rank {i + 1}/{n}: ${c.estimated_cost_usd:.7f}/try, {c.valid_rate:.0%} valid "
-            f"({job.kind}, {learned}) = ${c.cost_per_answer:.7f}/answer; {', '.join(extras)}"
+            f"({job.kind}, {learned}){right} = ${c.cost_per_answer:.7f}/answer; "
+            f"{', '.join(extras)}"
         )
 
     def too_large_for_every_model(self, need: RoutingInput) -> bool:

@@ -10,13 +10,15 @@ from dataclasses import replace
 from datetime import datetime
 
 from pipeline import claims
+from pipeline.audit import Auditor
 from pipeline.budgets import Budgets, CallScope, Reservation
 from pipeline.limits import CircuitOpen, Limits
 from pipeline.prompts import build_request, instructions, output_allowance
 from pipeline.retry import Next, RetryPolicy, sleep_unless
-from pipeline.routing import OVER_BUDGET, Candidate, Router, RoutingInput
+from pipeline.routing import INACCURATE, OVER_BUDGET, Candidate, Router, RoutingInput
 from pipeline.story import JobFailed, JobStory, ParkJob, utcnow
 from pipeline.validation import validate_output
+from pipeline.vision import image_token_estimate, load_images, unseeable_images
 from providers.base import ProviderAdapter
 from providers.pricing import ModelPrices, cost_usd
 from providers.tokens import estimate_tokens
@@ -26,6 +28,7 @@ from schemas.errors import (
     BudgetExhausted,
     InvalidOutput,
     JobError,
+    NoAdequateModel,
     ProviderError,
     RateLimited,
 )
@@ -55,12 +58,14 @@ class JobRunner:
         self.limits = limits
         self.budgets = budgets
         self._retry = RetryPolicy(config.retry)
+        self.auditor = Auditor(config, router)
         self.worker_id = worker_id
         # Set while the worker shuts down or hands partitions over: backoffs park instead.
         self.hurry = asyncio.Event()
 
     def routing_input(self, job: TaskJob) -> RoutingInput:
         tokens = estimate_tokens(instructions(job)) + estimate_tokens(job.input)
+        tokens += image_token_estimate(job)
         allowance = output_allowance(job, self._config.route(job.kind).max_output_tokens)
         return RoutingInput(job, tokens + MESSAGE_OVERHEAD_TOKENS, allowance)
 
@@ -72,30 +77,70 @@ class JobRunner:
         need = self.routing_input(job)
         if self.router.too_large_for_every_model(need):
             raise JobError(f"input of ~{need.input_tokens} tokens fits no model's context window")
+        if (blind := unseeable_images(self._config.models, job)) is not None:
+            raise JobFailed(story, NoAdequateModel(blind))
         skip_providers = story.exhausted_providers
         plan = self.router.plan(need)
         story.budget_blocked |= plan.budget_blocked
         over_budget = [m for m, why in plan.rejected.items() if why == OVER_BUDGET]
+        inaccurate = "".join(
+            f"; {m} {why}" for m, why in plan.rejected.items() if why.startswith(INACCURATE)
+        )
         for candidate in plan.candidates:
             if candidate.provider in skip_providers or not self.limits.available(
                 candidate.provider
             ):
                 continue
+            if self.router.inaccuracy(candidate.model, story.job) is not None:
+                continue  # found inaccurate for the kind since the plan was made
             candidate = replace(
-                candidate, reason=candidate.reason + _passed_over(story, over_budget)
+                candidate, reason=candidate.reason + _passed_over(story, over_budget) + inaccurate
             )
             outcome = await self._try_candidate(story, candidate, need, over_budget)
             if isinstance(outcome, ResultRow):
-                return outcome, story
+                checked = await self._checked(story, candidate, outcome, need)
+                if checked is not None:
+                    return checked, story
+                continue
             if outcome is Next.NEXT_PROVIDER:
                 skip_providers.add(candidate.provider)
         self._park_if_a_provider_may_recover(story, need)
         self._park_if_only_told_to_slow_down(story)
+        self._note_unusable(story, need)
         if story.budget_blocked:  # a model that could still answer it has no budget left
             last = f" (last error: {story.last_error.type})" if story.last_error else ""
             error = BudgetExhausted(f"no adequate model has budget left under the caps{last}")
             raise JobFailed(story, error)
         raise JobFailed(story, story.failure())
+
+    async def _checked(
+        self, story: JobStory, candidate: Candidate, answer: ResultRow, need: RoutingInput
+    ) -> ResultRow | None:
+        """The answer after its audit (the audit model's answer when they disagree), or None
+        when the model was found inaccurate for the kind while it answered: escalate then."""
+        if self.router.inaccuracy(candidate.model, story.job) is not None:
+            last = story.usage_rows[-1]
+            story.usage_rows[-1] = last.model_copy(update={"outcome": "inaccurate_model"})
+            return None
+        audit = self.auditor.audit_call(story.job, candidate, need)
+        if audit is None:
+            return answer
+        request = build_request(
+            story.job, min(need.output_allowance, audit.model.max_output_tokens)
+        )
+        with self.auditor.quality.auditing(candidate.model.name, story.job.kind):
+            try:
+                reference = await self._call(story, audit, request, need.input_tokens)
+            except CircuitOpen:
+                reference = None
+        if not isinstance(reference, ResultRow):  # no verdict: the answer stands, audit billed
+            return _with_costs(answer, story)
+        agreed = self.auditor.judge(answer, reference, candidate.model.name)
+        story.usage_rows[-1] = story.usage_rows[-1].model_copy(update={"agreed": agreed})
+        if agreed:
+            return _with_costs(answer, story)
+        why = f"{reference.route_reason}: overruled {candidate.model.name}'s {answer.output[:200]}"
+        return _with_costs(reference.model_copy(update={"route_reason": why}), story)
 
     def _park_if_a_provider_may_recover(self, story: JobStory, need: RoutingInput) -> None:
         """An adequate provider this job has not exhausted is only paused (breaker open): wait."""
@@ -110,6 +155,19 @@ class JobRunner:
         decision = self._retry.park_for_unavailable(parks) if waiting else None
         if decision is not None:
             raise ParkJob(decision.delay_s, story)
+
+    def _healthy(self, provider: str) -> bool:
+        """Serving other jobs: usable, breaker closed."""
+        limiter = self.limits[provider]
+        return limiter.disabled_reason is None and limiter.breaker.state == "closed"
+
+    def _note_unusable(self, story: JobStory, need: RoutingInput) -> None:
+        """Adequate providers the job dies without trying, and why: known unusable here."""
+        for m in self._config.models:
+            reason = self.limits[m.provider].disabled_reason
+            tried = m.provider in story.providers_tried
+            if reason and not tried and self.router.inadequacy(m, need) == "provider unhealthy":
+                story.unusable[m.provider] = reason
 
     def _park_if_only_told_to_slow_down(self, story: JobStory) -> None:
         """Out of candidates because the last one said 429: a batch job waits rather than dies.
@@ -134,6 +192,9 @@ class JobRunner:
     ) -> ResultRow | Next:
         model = candidate.model
         request = build_request(story.job, min(need.output_allowance, model.max_output_tokens))
+        if story.job.images:
+            images = await asyncio.to_thread(load_images, story.job, self._config.storage)
+            request = request.model_copy(update={"images": images})
         retries = story.retries.get(model.name, 0)
         while True:
             try:
@@ -166,7 +227,8 @@ class JobRunner:
         try:
             if not claims.still_ours():
                 _let_go(story)
-            slot = limiter.slot(est_tokens + request.max_output_tokens)
+            blame = not story.failed_elsewhere(model.provider, self._healthy)
+            slot = limiter.slot(est_tokens + request.max_output_tokens, story.job.id, blame)
             async with claims.admitted(slot, nothing_paid=not story.usage_rows) as permit:
                 reservation = await self.budgets.reserve(scope, candidate.worst_case_usd)
                 if reservation is None:
@@ -277,6 +339,8 @@ class JobRunner:
                 route_reason=candidate.reason,
                 estimated_cost_usd=candidate.estimated_cost_usd,
                 error=error[:500],
+                purpose=candidate.purpose,
+                audit_of=candidate.audit_of,
             )
         )
 
@@ -290,6 +354,7 @@ class JobRunner:
             kind=job.kind,
             tenant=job.tenant,
             doc_id=job.doc_id,
+            page=job.page,
             output=json.dumps(output, ensure_ascii=False),
             provider=candidate.provider,
             model=candidate.model.name,
@@ -312,6 +377,19 @@ def _let_go(story: JobStory) -> None:
     if story.usage_rows:
         raise ParkJob(0.0, story)
     raise claims.RecordReleased
+
+
+def _with_costs(row: ResultRow, story: JobStory) -> ResultRow:
+    """The result row billed for every call of the job, its audit included."""
+    input_tokens, output_tokens = story.tokens()
+    return row.model_copy(
+        update={
+            "attempts": story.attempts,
+            "cost_usd": story.cost_usd,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+        }
+    )
 
 
 def _passed_over(story: JobStory, over_budget: list[str]) -> str:

@@ -162,6 +162,83 @@ def documents(
     return docs
 
 
+SAMPLE_INVOICES: dict[str, dict[str, Any]] = {
+    "invoice-INV-2026-0042.pdf": {
+        "invoice_number": "INV-2026-0042",
+        "vendor": "Kestrel Software Ltd",
+        "total": 1890.0,
+        "currency": "GBP",
+        "due_date": "2026-04-30",
+    },
+    "receipt-photo.png": {
+        "invoice_number": "INV-2026-0107",
+        "vendor": "Blue Harbor Logistics",
+        "total": 312.4,
+        "currency": "EUR",
+        "due_date": "2026-02-15",
+    },
+}
+# Reading fields off a photo or a scan wants a balanced model at least (tier 2).
+FILE_TASKS: list[dict[str, Any]] = [
+    {"name": "fields", "kind": "extract", "schema": INVOICE_SCHEMA, "min_tier": 2}
+]
+
+
+def invoice_lines(fields: dict[str, Any]) -> list[str]:
+    return [
+        "INVOICE",
+        f"Invoice number: {fields['invoice_number']}",
+        f"Vendor: {fields['vendor']}",
+        f"Total: {fields['total']}",
+        f"Currency: {fields['currency']}",
+        f"Due date: {fields['due_date']}",
+    ]
+
+
+def invoice_image(fields: dict[str, Any], fmt: str = "PNG") -> bytes:
+    """A photo-like invoice: the text drawn in pixels, and also (for the simulator, which cannot
+    read pixels) in the image's own metadata: a PNG text chunk or a JPEG comment."""
+    import io
+
+    from PIL import Image, ImageDraw, PngImagePlugin
+
+    from providers.sim_vision import GOLD_TEXT_KEY
+
+    lines = invoice_lines(fields)
+    picture = Image.new("RGB", (640, 360), (250, 248, 240))
+    draw = ImageDraw.Draw(picture)
+    for n, line in enumerate(lines):
+        draw.text((30, 30 + 26 * n), line, fill=(20, 20, 20))
+    out = io.BytesIO()
+    text = "\n".join(lines)
+    if fmt == "PNG":
+        info = PngImagePlugin.PngInfo()
+        info.add_text(GOLD_TEXT_KEY, text)
+        picture.save(out, format="PNG", pnginfo=info)
+    else:
+        picture.save(out, format="JPEG", quality=85, comment=text.encode())
+    return out.getvalue()
+
+
+def invoice_pdf(fields: dict[str, Any]) -> bytes:
+    """A one-page invoice PDF with a text layer (fpdf2, a test extra: samples are committed)."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=12)
+    pdf.add_page()
+    pdf.multi_cell(0, 8, "\n".join([*invoice_lines(fields), "Payment terms: net 30."]))
+    return bytes(pdf.output())
+
+
+def write_file_samples(directory: Path) -> None:
+    """The demo's files: an invoice PDF and an invoice photo (PNG), fields known."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, fields in SAMPLE_INVOICES.items():
+        data = invoice_pdf(fields) if name.endswith(".pdf") else invoice_image(fields)
+        (directory / name).write_bytes(data)
+
+
 def write_bundle(directory: Path) -> None:
     """The demo's bundled sample: 150 tickets, 60 invoices, 12 documents (2 tasks each)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -174,3 +251,4 @@ def write_bundle(directory: Path) -> None:
 
 if __name__ == "__main__":
     write_bundle(Path(__file__).with_name("samples"))
+    write_file_samples(Path(__file__).with_name("samples") / "files")

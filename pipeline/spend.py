@@ -4,8 +4,9 @@ Why one ordered log: each worker consumes the `<prefix>.spend` topic's partition
 beginning and applies every event to the same `SpendBook` state machine. A reservation is
 granted or refused by the book *when it is read back from the log*, not when it is sent, so all
 workers reach the same decision for it and two workers can never both take the last dollars:
-the later one in the log sees the earlier one's hold. A restarted worker replays the log and
-recovers every total (the topic must keep its records: retention.ms = -1 on real Kafka).
+the later one in the log sees the earlier one's hold. A restarted worker loads the latest
+snapshot of the book and replays the log from the offset it covers (pipeline.spend_snapshot),
+so start-up reads at most about SNAPSHOT_EVERY events however long the history.
 
 Worst-case overshoot of a cap, across any number of workers: none from races. A cap can only
 be exceeded by (a) a call whose actual cost is above its reservation (the reservation is the
@@ -21,132 +22,51 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 import os
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from pipeline.spend_book import (
+    LIMIT_SLACK_USD,
+    RESERVATION_TTL_S,
+    Hold,
+    SpendBook,
+    SpendEvent,
+)
+from pipeline.spend_snapshot import SNAPSHOT_EVERY, SNAPSHOT_KEY, BookSnapshot, latest_snapshot
+
+__all__ = [
+    "LIMIT_SLACK_USD",
+    "RESERVATION_TTL_S",
+    "Hold",
+    "SpendBook",
+    "SpendEvent",
+    "SpendLedger",
+]
+
 log = logging.getLogger("frugal.spend")
 
-RESERVATION_TTL_S = 600.0  # an unsettled hold older than this belonged to a crashed worker
-LIMIT_SLACK_USD = 1e-12  # float sums: a reservation that lands exactly on the cap fits
 FETCH_WAIT_MS = 20  # how long a fetch may idle: bounds the reserve round trip (~10-20 ms)
 GRANT_TIMEOUT_S = 30.0
-
-
-@dataclass(frozen=True)
-class SpendEvent:
-    """One line of the spend log: a hold of `usd` on `keys` (with their caps), or its settlement."""
-
-    op: Literal["reserve", "settle"]
-    rid: str
-    keys: tuple[str, ...]
-    usd: float
-    ts: float  # wall clock of the worker that wrote it
-    limits: tuple[float, ...] = ()  # reserve: the cap of each key, as its worker configured it
-
-    def to_bytes(self) -> bytes:
-        return json.dumps(
-            {
-                "op": self.op,
-                "rid": self.rid,
-                "keys": self.keys,
-                "usd": self.usd,
-                "ts": self.ts,
-                "limits": self.limits,
-            }
-        ).encode()
-
-    @classmethod
-    def from_bytes(cls, raw: bytes) -> SpendEvent:
-        data = json.loads(raw)
-        return cls(
-            op=data["op"],
-            rid=str(data["rid"]),
-            keys=tuple(data["keys"]),
-            usd=float(data["usd"]),
-            ts=float(data["ts"]),
-            limits=tuple(float(x) for x in data.get("limits", ())),
-        )
-
-
-@dataclass(frozen=True)
-class Hold:
-    keys: tuple[str, ...]
-    usd: float
-    ts: float
-
-
-class SpendBook:
-    """Settled spend and open holds per budget key; the same events give the same book."""
-
-    def __init__(self) -> None:
-        self.settled: dict[str, float] = {}
-        self.held: dict[str, float] = {}
-        self.holds: OrderedDict[str, Hold] = OrderedDict()  # in log order, so oldest first
-
-    def spent(self, key: str) -> float:
-        return self.settled.get(key, 0.0) + self.held.get(key, 0.0)
-
-    def fits(
-        self, keys: Sequence[str], limits: Sequence[float], usd: float, holds: bool = True
-    ) -> bool:
-        """Whether `usd` more fits every cap, counting open holds (or only settled spend)."""
-        spent = self.spent if holds else (lambda k: self.settled.get(k, 0.0))
-        return all(
-            spent(k) + usd <= limit + LIMIT_SLACK_USD for k, limit in zip(keys, limits, strict=True)
-        )
-
-    def apply(self, event: SpendEvent) -> bool:
-        """Apply one event; for a reserve, whether it was granted."""
-        self._expire(event.ts)
-        if event.op == "settle":
-            self._settle(event)
-            return True
-        if event.rid in self.holds:
-            return True
-        if not self.fits(event.keys, event.limits, event.usd):
-            return False
-        self.holds[event.rid] = Hold(event.keys, event.usd, event.ts)
-        for k in event.keys:
-            self.held[k] = self.held.get(k, 0.0) + event.usd
-        return True
-
-    def _settle(self, event: SpendEvent) -> None:
-        hold = self.holds.pop(event.rid, None)
-        if hold is not None:
-            self._release(hold)
-        for k in hold.keys if hold is not None else event.keys:
-            self.settled[k] = self.settled.get(k, 0.0) + event.usd
-
-    def _release(self, hold: Hold) -> None:
-        for k in hold.keys:
-            self.held[k] = max(0.0, self.held.get(k, 0.0) - hold.usd)
-
-    def _expire(self, now: float) -> None:
-        while self.holds:
-            rid, hold = next(iter(self.holds.items()))
-            if hold.ts >= now - RESERVATION_TTL_S:
-                return
-            del self.holds[rid]
-            self._release(hold)
-            log.warning(
-                "spend: released a hold of $%.6f older than %.0f s", hold.usd, RESERVATION_TTL_S
-            )
 
 
 class SpendLedger:
     """This worker's connection to the spend log: publishes its events, replays everyone's."""
 
-    def __init__(self, bootstrap: str, topic: str, worker_id: str) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, worker_id: str, snapshot_topic: str | None = None
+    ) -> None:
         self.book = SpendBook()
         self._tp = TopicPartition(topic, 0)  # one partition: one order for every worker
+        self._snapshot_topic = snapshot_topic or f"{topic}.snapshots"
+        self.snapshot_every = SNAPSHOT_EVERY
+        self._covered = 0  # spend-log offset the latest snapshot we know of covers up to
+        self._next_offset = 0
+        self._last_ts = 0.0
+        self.snapshots_written = 0
         self._bootstrap = bootstrap
         self._prefix = f"{worker_id}:{os.urandom(4).hex()}"
         self._ids = itertools.count(1)
@@ -171,9 +91,26 @@ class SpendLedger:
         )
         await self._producer.start()
         await self._consumer.start()
+        await self._resume_from_snapshot()
         self._consumer.assign([self._tp])
-        await self._consumer.seek_to_beginning(self._tp)
+        if self._next_offset:
+            self._consumer.seek(self._tp, self._next_offset)
+        else:
+            await self._consumer.seek_to_beginning(self._tp)
         self._task = asyncio.create_task(self._replay(), name="spend-log")
+
+    async def _resume_from_snapshot(self) -> None:
+        assert self._consumer is not None
+        try:
+            snapshot = await latest_snapshot(self._consumer, self._snapshot_topic)
+        except KafkaError as exc:
+            log.warning("spend: no snapshot read (%s); replaying the whole log", exc)
+            snapshot = None
+        if snapshot is not None:
+            snapshot.restore(self.book)  # in place: Budgets holds this very book
+            self._covered = self._next_offset = snapshot.offset
+            self._last_ts = snapshot.last_ts
+            log.info("spend: resumed from a snapshot at offset %d", snapshot.offset)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -216,8 +153,24 @@ class SpendLedger:
             records = batches.get(self._tp, [])
             for record in records:
                 self._read(record.value or b"")
+                self._next_offset = record.offset + 1
             if records and self.on_change is not None:
                 self.on_change()
+            if self._next_offset - self._covered >= self.snapshot_every:
+                await self._write_snapshot()
+
+    async def _write_snapshot(self) -> None:
+        """Publish the book as of `_next_offset`; a failure only means a longer next start-up."""
+        assert self._producer is not None
+        snapshot = BookSnapshot.of(self.book, self._next_offset, self._last_ts)
+        self._covered = snapshot.offset
+        try:
+            await self._producer.send(
+                self._snapshot_topic, snapshot.to_bytes(), key=SNAPSHOT_KEY, partition=0
+            )
+            self.snapshots_written += 1
+        except KafkaError as exc:
+            log.warning("spend: could not write a snapshot (%s)", exc)
 
     def _read(self, raw: bytes) -> None:
         try:
@@ -227,6 +180,7 @@ class SpendLedger:
             return
         granted = self.book.apply(event)
         self.events_read += 1
+        self._last_ts = max(self._last_ts, event.ts)
         future = self._pending.get(event.rid)
         if future is not None and event.op == "reserve" and not future.done():
             future.set_result(granted)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -33,6 +34,8 @@ class JobStory:
     exhausted_providers: set[str] = field(default_factory=set)
     retries: dict[str, int] = field(default_factory=dict)  # model -> transient retries done
     prior: ParkedState | None = None  # what the job did before it last waited on the retry topic
+    # Adequate providers not tried because they are known unusable (auth, quota), and why.
+    unusable: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def resume(cls, job: TaskJob, created_at: datetime) -> JobStory:
@@ -94,7 +97,20 @@ class JobStory:
             source_offset=prior.source_offset if prior else -1,
         )
 
+    def failed_elsewhere(self, provider: str, healthy: Callable[[str], bool]) -> bool:
+        """Whether another provider, `healthy` for other jobs, already failed this job (429s
+        aside): then the job fails everywhere. Failures on a provider in an outage prove nothing."""
+        others = {p for p in self.exhausted_providers if p != provider}
+        others |= {
+            r.provider
+            for r in self.usage_rows
+            if r.provider != provider and r.outcome not in ("ok", "rate_limited")
+        }
+        return any(healthy(p) for p in others)
+
     def note_try(self, candidate: Candidate) -> None:
+        if candidate.purpose == "audit":
+            return  # an audit is no escalation, and never the reason a job fails
         if candidate.provider not in self.providers_tried:
             self.providers_tried.append(candidate.provider)
         if candidate.model.name not in self.models_tried:

@@ -35,10 +35,19 @@ def spend_topic(kafka: KafkaConfig) -> str:
     return f"{kafka.topic_prefix}.spend"
 
 
+def spend_snapshot_topic(kafka: KafkaConfig) -> str:
+    return f"{spend_topic(kafka)}.snapshots"
+
+
+def published_topic(kafka: KafkaConfig) -> str:
+    return f"{kafka.topic_prefix}.published"
+
+
 def all_topics(kafka: KafkaConfig) -> list[str]:
     topics = [job_topic(kafka, k) for k in JOB_KINDS]
     topics += [dlq_topic(kafka, k) for k in JOB_KINDS]
-    return [*topics, retry_topic(kafka), spend_topic(kafka)]
+    topics += [retry_topic(kafka), spend_topic(kafka), spend_snapshot_topic(kafka)]
+    return [*topics, published_topic(kafka)]
 
 
 LEADER_POLL_S = 0.1
@@ -146,4 +155,12 @@ def _new_topic(name: str, kafka: KafkaConfig) -> NewTopic:
         # One ordered log that every worker replays (pipeline.spend): one partition, and kept
         # for good, since "total" and "month" caps are summed from its first record.
         return NewTopic(name, 1, kafka.replication_factor, topic_configs={"retention.ms": "-1"})
+    if name == spend_snapshot_topic(kafka):
+        # Only the latest snapshot of the spend book matters (pipeline.spend_snapshot).
+        config = {"cleanup.policy": "compact", "retention.ms": "-1"}
+        return NewTopic(name, 1, kafka.replication_factor, topic_configs=config)
+    if name == published_topic(kafka):
+        # Ids already published (pipeline.known_ids): one record per id, kept by compaction.
+        configs = {"cleanup.policy": "compact"}
+        return NewTopic(name, 1, kafka.replication_factor, topic_configs=configs)
     return NewTopic(name, kafka.partitions, kafka.replication_factor)

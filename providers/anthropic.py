@@ -97,6 +97,20 @@ def parse_sse_usage(text: str) -> Reply:
     return reply
 
 
+def user_content(request: CompletionRequest) -> str | list[dict[str, Any]]:
+    """The prompt, or with images: `image` blocks with a base64 source, then the text."""
+    if not request.images:
+        return request.prompt
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "image",
+            "source": {"type": "base64", "media_type": i.media_type, "data": i.data_b64},
+        }
+        for i in request.images
+    ]
+    return [*blocks, {"type": "text", "text": request.prompt}]
+
+
 class AnthropicAdapter(ProviderAdapter):
     protocol = "anthropic"
 
@@ -110,7 +124,7 @@ class AnthropicAdapter(ProviderAdapter):
         body: dict[str, Any] = {
             "model": model.model,
             "max_tokens": output_limit(model, request),
-            "messages": [{"role": "user", "content": request.prompt}],
+            "messages": [{"role": "user", "content": user_content(request)}],
         }
         if request.system:
             body["system"] = request.system

@@ -85,6 +85,14 @@ def parse_sse_usage(text: str) -> Reply:
     return _reply_from_chunks(iter_sse_events(text))
 
 
+def user_parts(request: CompletionRequest) -> list[dict[str, Any]]:
+    """The prompt's parts: `inlineData` for each image (base64), then the text."""
+    images = [
+        {"inlineData": {"mimeType": i.media_type, "data": i.data_b64}} for i in request.images
+    ]
+    return [*images, {"text": request.prompt}]
+
+
 class GeminiAdapter(ProviderAdapter):
     protocol = "gemini"
 
@@ -99,7 +107,7 @@ class GeminiAdapter(ProviderAdapter):
             config["responseMimeType"] = "application/json"
             config["responseJsonSchema"] = request.output_schema
         body: dict[str, Any] = {
-            "contents": [{"role": "user", "parts": [{"text": request.prompt}]}],
+            "contents": [{"role": "user", "parts": user_parts(request)}],
             "generationConfig": config,
         }
         if request.system:

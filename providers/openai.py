@@ -141,6 +141,17 @@ def parse_sse_usage(text: str, profile: EndpointProfile = PROFILES["openai"]) ->
     return reply
 
 
+def user_content(request: CompletionRequest) -> str | list[dict[str, Any]]:
+    """The prompt, or with images: `image_url` parts holding data URLs, then the text."""
+    if not request.images:
+        return request.prompt
+    parts: list[dict[str, Any]] = [
+        {"type": "image_url", "image_url": {"url": f"data:{i.media_type};base64,{i.data_b64}"}}
+        for i in request.images
+    ]
+    return [*parts, {"type": "text", "text": request.prompt}]
+
+
 class OpenAIAdapter(ProviderAdapter):
     """Chat Completions; the endpoint's quirks come from its profile, not from subclasses."""
 
@@ -170,12 +181,12 @@ class OpenAIAdapter(ProviderAdapter):
         return HttpCall(url, body)
 
     @staticmethod
-    def _messages(request: CompletionRequest, mode: StructuredMode | None) -> list[dict[str, str]]:
+    def _messages(request: CompletionRequest, mode: StructuredMode | None) -> list[dict[str, Any]]:
         system = request.system
         if mode in ("json_object", "prompt"):  # nothing enforces the schema: say it in words
             system = "\n\n".join(s for s in (system, schema_instruction(request)) if s)
-        messages = [{"role": "system", "content": system}] if system else []
-        return [*messages, {"role": "user", "content": request.prompt}]
+        messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+        return [*messages, {"role": "user", "content": user_content(request)}]
 
     @staticmethod
     def _structured(request: CompletionRequest, mode: StructuredMode) -> dict[str, Any]:

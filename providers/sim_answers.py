@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from providers.sim_wrong import misread
+
 _FIELD_LINE = re.compile(r"^[ \t>*-]*([A-Za-z][\w \-]{0,60}?)[ \t]*[:=][ \t]*(\S.*?)[ \t]*$", re.M)
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]{2,}")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -49,6 +51,7 @@ class Answer:
     text: str
     value: Any = None
     valid: bool = True
+    wrong: bool = False  # valid, but not the right answer (the simulator's `wrong_rate`)
 
 
 def stable_fraction(*parts: str) -> float:
@@ -289,21 +292,31 @@ def spoil(value: dict[str, Any], schema: Mapping[str, Any], draw: float, as_obje
 
 
 def answer(
-    schema: Mapping[str, Any] | None, text: str, model: str, invalid_rate: float, as_object: bool
+    schema: Mapping[str, Any] | None,
+    text: str,
+    model: str,
+    invalid_rate: float,
+    as_object: bool,
+    wrong_rate: float = 0.0,
 ) -> Answer:
     """The model's answer to `text` under `schema` (None = free text).
 
     `as_object` means the wire carries an object (a tool call's input), so prose is impossible.
     Whether an answer is invalid is fixed by hash(model, text): a retry on the same model fails
-    the same way.
+    the same way. The right answer is read off the text alone (the same for every model); a
+    `wrong_rate` share of the valid ones is misread, also fixed by hash(model, text).
     """
     if schema is None:
         return Answer(generate_text(text, model))
-    value = schema_answer(schema, text, model)
+    value = schema_answer(schema, text, "")
     draw = stable_fraction(model, text)
     if invalid_rate > 0 and draw < invalid_rate:
         broken = spoil(value, schema, draw / invalid_rate, as_object)
         if isinstance(broken, str):
             return Answer(broken, None, valid=False)
         return Answer(json.dumps(broken), broken, valid=False)
+    wrong_draw = stable_fraction("wrong", model, text)
+    if wrong_draw < wrong_rate and not is_text_only(schema):
+        wrong = misread(value, schema, wrong_draw / wrong_rate)
+        return Answer(json.dumps(wrong), wrong, wrong=wrong != value)
     return Answer(json.dumps(value), value)

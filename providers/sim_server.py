@@ -58,6 +58,12 @@ def route_of(path: str) -> tuple[str, str, str | None] | None:
     return None
 
 
+def _singled_out(config: SimConfig, req: SimRequest) -> bool:
+    """A call the outage is set to hit whatever the dice say (`overloaded_matching`)."""
+    marker = config.overloaded_matching
+    return marker is not None and marker in req.user_text
+
+
 def _json_reply(reply: Reply) -> web.Response:
     body = reply.body if isinstance(reply.body, str) else json.dumps(reply.body)
     return web.Response(body=body.encode(), status=reply.status, headers=reply.headers)
@@ -230,7 +236,7 @@ class SimServer:
         finally:
             stats.in_flight -= 1
         config = self.config  # a patch may have landed while we slept
-        if fault < config.fail_rate + config.overloaded_rate:
+        if fault < config.fail_rate + config.overloaded_rate or _singled_out(config, req):
             bill.errors_injected += 1
             kind: ErrorKind = "server_error" if fault < config.fail_rate else "overloaded"
             if kind == "server_error":
@@ -250,7 +256,10 @@ class SimServer:
         """
         settings = self.config.models.get(req.model, _DEFAULT_MODEL)
         schema = req.schema if req.mode != "text" else None
-        ans = answer(schema, req.user_text, req.model, settings.invalid_rate, req.mode == "tool")
+        ans = answer(
+            schema, req.user_text, req.model, settings.invalid_rate, req.mode == "tool",
+            settings.wrong_rate,
+        )  # fmt: skip
         ans.text, req.truncated = truncate(ans.text, req.max_tokens)
         if req.truncated:
             ans.value, ans.valid = None, False
@@ -266,6 +275,7 @@ class SimServer:
         if not ans.valid:
             bill.invalid_answers += 1
             stats.invalid_answers += 1
+        bill.wrong_answers += ans.wrong
         view.tokens_remaining = max(0, view.tokens_limit - req.prompt_tokens)
         return wire.success(req, ans, usage, view, rid)
 

@@ -56,6 +56,7 @@ class ModelBill:
     rate_limited: int = 0
     errors_injected: int = 0
     invalid_answers: int = 0
+    wrong_answers: int = 0  # valid but wrong (`wrong_rate`)
     input_tokens: int = 0
     cached_input_tokens: int = 0
     cache_write_tokens: int = 0

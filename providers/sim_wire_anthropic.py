@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from providers.sim_answers import Answer
+from providers.sim_vision import look_at
 from providers.sim_wire import (
     BadRequest,
     ErrorKind,
@@ -68,8 +69,10 @@ class AnthropicWire:
                 raise BadRequest("messages.0: Input should be a valid dictionary")
             texts = list(texts_of(msg.get("content")))
             tokens += 4 + sum(count_tokens(t) for t in texts)
+            seen, image_tokens = look_at(msg.get("content"), self.name)
+            tokens += image_tokens
             if msg.get("role") == "user":
-                user.extend(texts)
+                user.extend([*seen, *texts])
         req = SimRequest(
             model=model,
             user_text="\n".join(user),

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from providers.sim_answers import Answer
+from providers.sim_vision import look_at
 from providers.sim_wire import (
     BadRequest,
     ErrorKind,
@@ -70,8 +71,10 @@ class GeminiWire:
             texts = list(texts_of(content.get("parts")))
             tokens += 1 + sum(count_tokens(t) for t in texts)
             everything.extend(texts)
+            seen, image_tokens = look_at(content.get("parts"), self.name)
+            tokens += image_tokens
             if content.get("role", "user") == "user":
-                user.extend(texts)
+                user.extend([*seen, *texts])
         req = SimRequest(model=path_model, user_text="\n".join(user), prompt_tokens=max(1, tokens))
         gen = _get(body, "generationConfig", "generation_config") or {}
         limit = _get(gen, "maxOutputTokens", "max_output_tokens")

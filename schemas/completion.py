@@ -44,11 +44,20 @@ class RateLimitState(BaseModel):
     retry_after_s: float | None = None
 
 
+class ImageInput(BaseModel):
+    """One image sent with the prompt; its bytes are never printed (repr, logs, errors)."""
+
+    media_type: str
+    data_b64: str = Field(repr=False)
+    label: str = ""  # how to name it in messages: path and hash, never bytes
+
+
 class CompletionRequest(BaseModel):
     """One call: instructions, the user's input, and the output schema when structured."""
 
     system: str | None = None
     prompt: str
+    images: list[ImageInput] = Field(default_factory=list, repr=False)
     output_schema: dict[str, Any] | None = None
     schema_name: str = "output"
     max_output_tokens: int = 1024

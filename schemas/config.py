@@ -27,6 +27,9 @@ class KafkaConfig(Section):
     # A worker silent this long leaves the group and its partitions move to the others.
     # (Tansu also holds a new group's first join for about half of it.)
     session_timeout_s: float = Field(default=10.0, ge=2)
+    # Records stay under the broker's message.max.bytes: a bigger document's text is stored
+    # beside the lake (blob store) and the record carries its hash instead.
+    max_message_bytes: int = Field(default=1_000_000, ge=10_000)
 
     @model_validator(mode="after")
     def _group_follows_prefix(self) -> KafkaConfig:
@@ -99,6 +102,10 @@ class RouteConfig(Section):
     max_output_tokens: int | None = Field(default=None, gt=0)
     chunk_tokens: int = Field(default=2000, gt=0)  # ingest: split documents into chunks this size
     tasks: list[dict[str, Any]] = Field(default_factory=list)  # ingest: tasks for documents without
+    # Quality: a share of answers re-asked of a trusted model (see pipeline/audit.py).
+    audit_rate: float = Field(default=0.0, ge=0, le=1)
+    audit_model: str | None = None  # default: top tier, priciest
+    min_accuracy: float | None = Field(default=None, ge=0, le=1)
 
 
 class BudgetConfig(Section):
@@ -119,6 +126,8 @@ class WorkerConfig(Section):
     buffer_per_partition: int = Field(default=512, ge=1)  # records fetched ahead, per partition
     status_interval_s: float = Field(default=10.0, gt=0)
     shutdown_grace_s: float = Field(default=30.0, gt=0)
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)  # Prometheus /metrics; 0 = any
+    metrics_host: str = "127.0.0.1"
 
 
 class RetryConfig(Section):
@@ -132,6 +141,7 @@ class RetryConfig(Section):
 
 class SimModelConfig(Section):
     invalid_rate: float = Field(default=0.0, ge=0, le=1)  # share of answers that fail validation
+    wrong_rate: float = Field(default=0.0, ge=0, le=1)  # share of valid answers that are wrong
     reasoning_tokens: int = Field(default=0, ge=0)  # per answer
     cached_share: float = Field(default=0.0, ge=0, le=1)  # share of input read from cache
 
@@ -141,6 +151,7 @@ class SimConfig(Section):
     rpm: int | None = Field(default=None, gt=0)  # the provider's real limit; 429 above it
     fail_rate: float = Field(default=0.0, ge=0, le=1)  # share of calls answered with a 5xx
     overloaded_rate: float = Field(default=0.0, ge=0, le=1)  # share answered 529/503
+    overloaded_matching: str | None = None  # calls whose prompt contains this: always 529/503
     api_key: str | None = None  # when set, requests must carry it
     models: dict[str, SimModelConfig] = Field(default_factory=dict)
 
@@ -182,6 +193,11 @@ class Config(Section):
         for m in self.models:
             if m.provider not in names:
                 raise ValueError(f"model {m.name!r} names unknown provider {m.provider!r}")
+        for kind, route in self.routes.items():
+            if route.audit_model is not None and route.audit_model not in model_names:
+                raise ValueError(
+                    f"routes.{kind}.audit_model names unknown model {route.audit_model!r}"
+                )
         return self
 
     def route(self, kind: str) -> RouteConfig:

@@ -11,6 +11,7 @@ import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from schemas.errors import JobError
+from schemas.media import ImageRef
 
 
 class ParkedState(BaseModel):
@@ -49,6 +50,7 @@ class JobBase(BaseModel):
     providers: list[str] | None = None
     max_output_tokens: int | None = Field(default=None, gt=0)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    images: list[ImageRef] = Field(default_factory=list)  # image inputs: vision models only
     # Set by replay: providers that already failed this job, and how often it was replayed.
     exclude_providers: list[str] = Field(default_factory=list)  # never route there
     avoid_providers: list[str] = Field(default_factory=list)  # route there only as a last resort
@@ -59,6 +61,12 @@ class JobBase(BaseModel):
     def doc_id(self) -> str | None:
         value = self.metadata.get("doc_id")
         return str(value) if value is not None else None
+
+    @property
+    def page(self) -> int | None:
+        """The PDF page a document chunk starts on (set by ingest), for results to cite."""
+        value = self.metadata.get("page")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 class ClassifyJob(JobBase):
@@ -131,7 +139,11 @@ class Document(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     id: str = Field(min_length=1, max_length=512)
-    text: str
+    text: str  # "" when the text is in the blob store (text_ref) or the document is images
+    text_ref: str | None = None  # sha256 of the text in the blob store, when too big for a record
+    paged: bool = False  # text holds pages separated by form feeds (PDF): chunks cite the page
+    images: list[ImageRef] = Field(default_factory=list)  # scanned pages and image files
+    unreadable: str | None = None  # why `frugal publish` could not convert the file
     title: str | None = None
     source: str | None = None
     tenant: str = "default"

@@ -38,6 +38,7 @@ class ResultRow(Row):
     escalations: int = 0  # models tried before the one that answered
     route_reason: str = ""
     worker: str = ""
+    page: int | None = None  # the (first) PDF page the answered chunk comes from
 
     arrow_schema = pa.schema(
         [
@@ -58,6 +59,7 @@ class ResultRow(Row):
             ("escalations", pa.int32()),
             ("route_reason", pa.string()),
             ("worker", pa.string()),
+            ("page", pa.int32()),
         ]
     )
 
@@ -84,6 +86,9 @@ class UsageRow(Row):
     route_reason: str = ""  # why this model was picked at this point
     estimated_cost_usd: float = 0.0
     error: str = ""
+    purpose: str = "answer"  # answer | audit (a re-ask of `audit_of`'s answer by the audit model)
+    audit_of: str = ""  # audit calls: the model whose answer was checked
+    agreed: bool | None = None  # audit calls: whether both answers matched (None: no verdict)
 
     arrow_schema = pa.schema(
         [
@@ -107,6 +112,9 @@ class UsageRow(Row):
             ("route_reason", pa.string()),
             ("estimated_cost_usd", pa.float64()),
             ("error", pa.string()),
+            ("purpose", pa.string()),
+            ("audit_of", pa.string()),
+            ("agreed", pa.bool_()),
         ]
     )
 

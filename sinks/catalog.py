@@ -13,9 +13,10 @@ from schemas.config import StorageConfig
 from schemas.rows import TABLE_ROWS
 from sinks import lake
 from sinks.errors import CatalogBusy, QueryError
+from sinks.model_quality import model_quality_sql
 
 # Bump when the view definitions change shape, so existing catalogs are re-created.
-CATALOG_VERSION = 1
+CATALOG_VERSION = 2  # 2: the model_quality view
 _META_VIEW = "_frugal_catalog"
 _LOCK_RETRIES = 8
 _LOCK_MAX_DELAY_S = 1.0
@@ -86,6 +87,7 @@ def view_statements(lake_dir: Path) -> list[str]:
           AND NOT EXISTS (
               SELECT 1 FROM results_all AS r
               WHERE r.job_id = d.job_id AND r.completed_at >= d.failed_at)""",
+        f"CREATE OR REPLACE VIEW model_quality AS {model_quality_sql('usage_all')}",
         f"CREATE OR REPLACE VIEW {_META_VIEW} AS "
         f"SELECT {CATALOG_VERSION} AS version, '{_sql_text(str(lake_dir))}' AS lake_dir",
     ]

@@ -50,7 +50,7 @@ def sim() -> Iterator[SimThread]:
         yield running
 
 
-def setup(tmp: Path, sim: SimThread, prefix: str, broker: EmbeddedBroker) -> tuple[Path, list]:
+def setup(tmp: Path, sim: SimThread, prefix: str, broker: Any, **kafka: Any) -> tuple[Path, list]:
     config = write_config(
         tmp / "frugal.toml",
         prefix=prefix,
@@ -58,6 +58,7 @@ def setup(tmp: Path, sim: SimThread, prefix: str, broker: EmbeddedBroker) -> tup
         providers=providers(sim.base_url),
         models=[{**m, "capabilities": ["json_schema"]} for m in MODELS],
         budgets=BUDGETS,
+        kafka=kafka,
     )
     jobs = support_tickets(JOBS, prefix=prefix)
     for job in jobs[:UNAFFORDABLE]:  # only the provider whose cap is below one call
@@ -121,9 +122,10 @@ def test_a_job_no_model_can_afford_is_dead_lettered_as_budget_exhausted(
 
 
 def test_two_workers_at_once_keep_the_bill_within_5_percent_of_the_cap(
-    broker: EmbeddedBroker, sim: SimThread, tmp_path: Path
+    each_broker: Any, sim: SimThread, tmp_path: Path, prefix: str
 ) -> None:
-    config, _ = setup(tmp_path, sim, "cap-two", broker)
+    broker = each_broker  # real Kafka wants a session timeout of at least 6 s
+    config, _ = setup(tmp_path, sim, prefix, broker, session_timeout_s=6)
     workers = [
         start_frugal(
             ["worker", "--config", str(config), "--drain"],

@@ -19,7 +19,6 @@ from frugal_testkit import (
     write_config,
 )
 
-from pipeline.broker import EmbeddedBroker
 from pipeline.samples import invoices, support_tickets
 from providers.sim import SimThread
 from schemas.config import SimConfig, SimModelConfig
@@ -78,8 +77,12 @@ def dead_now(data: Path) -> list[DeadLetter]:
     return letters
 
 
-@pytest.fixture(scope="module")
-def replayed(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+@pytest.fixture(scope="module", params=["embedded", "kafka"])
+def replayed(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """The scenario on the embedded broker, then on a real Kafka where the kit is named."""
+    broker: Any = request.getfixturevalue("broker" if request.param == "embedded" else "real_kafka")
     tmp = tmp_path_factory.mktemp("replay")
     data = tmp / "data"
     bootstrap = broker.bootstrap
@@ -92,6 +95,7 @@ def replayed(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -
             providers=sim_providers({"openai": base, "anthropic": base, "gemini": base}),
             models=default_models(),
             retry={"max_retries": 2},
+            kafka={"session_timeout_s": 6},  # real Kafka's minimum
         )
         # Extraction answers that fail are always caught (prose truncates the JSON).
         hard = [{**t, "min_tier": 2} for t in invoices(8, seed=3, prefix="hard")]
