@@ -97,7 +97,10 @@ class Journal:
         if on_durable is not None:
             self._pending.callbacks.append(on_durable)
         if self._syncing is None or self._syncing.done():
-            self._syncing = asyncio.create_task(self._sync_while_pending())
+            try:
+                self._syncing = asyncio.get_running_loop().create_task(self._sync_while_pending())
+            except RuntimeError:  # no loop (a script adding rows before asyncio.run): at the flush
+                self._syncing = None
 
     def rotate(self) -> int:
         """Close the current segment (the Parquet flush takes its rows); returns its number."""
@@ -129,6 +132,7 @@ class Journal:
         """Wait until every record appended so far is fsynced (and acked)."""
         while self._syncing is not None and not self._syncing.done():
             await asyncio.shield(self._syncing)
+        await self._sync_while_pending()
 
     def _write(self, lines: dict[int, list[bytes]]) -> None:
         new = False
