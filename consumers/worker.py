@@ -20,7 +20,7 @@ from pipeline.app import InboundRecord, Pipeline
 from pipeline.dead_letters import RecordOrigin
 from pipeline.drain import DrainWatch
 from pipeline.limit_share import describe_share, partition_share
-from pipeline.topics import job_topic, retry_topic
+from pipeline.topics import batches_topic, job_topic, retry_topic
 from schemas.config import Config
 from schemas.jobs import decode_object
 from sinks.errors import SinkWriteError
@@ -101,6 +101,7 @@ class StreamWorker:
         for kind in kinds:
             self._add_agent(kind, job_topic(config.kafka, kind))
         self._add_agent("retry", retry_topic(config.kafka))
+        self._add_agent("batches", batches_topic(config.kafka))  # submitted provider batches
         # faust's signal stubs do not admit bound async methods, which it supports.
         self.app.on_partitions_revoked.connect(self._on_partitions_revoked)  # type: ignore[arg-type]
         self.intake = IntakeGate(
@@ -117,7 +118,8 @@ class StreamWorker:
     @property
     def topics(self) -> list[str]:
         return [job_topic(self.config.kafka, k) for k in self.kinds] + [
-            retry_topic(self.config.kafka)
+            retry_topic(self.config.kafka),
+            batches_topic(self.config.kafka),
         ]
 
     def _add_agent(self, kind: str, topic_name: str) -> None:
@@ -238,7 +240,7 @@ class StreamWorker:
 
     def _kind_of(self, kind: str, value: bytes) -> str:
         if kind != "retry":
-            return kind
+            return kind  # "batches" too: a ticket, not a job
         with contextlib.suppress(Exception):
             return str(decode_object(value).get("kind", "classify"))
         return "classify"

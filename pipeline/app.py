@@ -14,6 +14,9 @@ from datetime import UTC, datetime
 import httpx
 
 from pipeline import claims, dead_letters
+from pipeline.batch_mode import BatchMode
+from pipeline.batch_results import BatchFollower
+from pipeline.batching import Batcher
 from pipeline.budgets import Budgets, CallScope
 from pipeline.dead_letters import RecordOrigin, scrub
 from pipeline.done import DoneJobs
@@ -25,11 +28,13 @@ from pipeline.quality import verdicts_from_lake
 from pipeline.routing import Router
 from pipeline.runner import JobFailed, JobRunner, ParkJob
 from pipeline.spend import SpendLedger
-from pipeline.topics import dlq_topic, job_topic, retry_topic, spend_topic
+from pipeline.topics import batches_topic, dlq_topic, job_topic, retry_topic, spend_topic
 from pipeline.validity import outcomes_from_lake
 from providers.base import ProviderAdapter
+from providers.batch_registry import build_batch_client
 from providers.pricing import ModelPrices, resolve_prices
 from providers.registry import build_adapter
+from schemas.batches import BatchTicket
 from schemas.config import Config, ModelConfig
 from schemas.errors import FrugalError, JobError
 from schemas.jobs import TaskJob, job_to_json, parse_document, parse_job
@@ -102,6 +107,7 @@ class Pipeline:
             self.budgets,
             self.worker_id,
         )
+        self.batch_mode = self._build_batch_mode(transport)
         self.sink = ParquetSink(config.storage, self.worker_id)
         self.producer = Producer(bootstrap)
         self.done = DoneJobs(config.storage)
@@ -132,6 +138,13 @@ class Pipeline:
             asyncio.create_task(self.sink.run(self._stop), name="sink"),
             asyncio.create_task(self._report_status(), name="status"),
         ]
+        if self.batch_mode.active:
+            await self.batch_mode.batcher.load_known(
+                self.bootstrap, batches_topic(self.config.kafka)
+            )
+            batcher = self.batch_mode.batcher
+            self._tasks.append(asyncio.create_task(batcher.run(self._stop)))
+            self._tasks.append(asyncio.create_task(batcher.follow_known(self._stop)))
 
     async def stop(self) -> None:
         """Flush what is buffered (running its acks), then close connections."""
@@ -144,6 +157,7 @@ class Pipeline:
         await self.sink.flush()
         self.sink.close()
         await self.producer.stop()
+        await self.batch_mode.batcher.aclose()
         if self.spend is not None:
             await self.spend.stop()
         for adapter in self.adapters.values():
@@ -155,7 +169,10 @@ class Pipeline:
             await asyncio.sleep(interval)
             for name, limiter in self.limits.providers.items():
                 caps = self.budgets.for_provider(name)
-                log.info("status %s%s", limiter.status(), f" spend {caps}" if caps else "")
+                batches = self.batch_mode.batcher.provider_status(name)
+                log.info(
+                    "status %s%s%s", limiter.status(), batches, f" spend {caps}" if caps else ""
+                )
             for line in [*self.budgets.status(), *(source() for source in self.status_sources)]:
                 log.info("status %s", line)
 
@@ -168,7 +185,9 @@ class Pipeline:
         """Run one record; its offset is acked only once its rows (or dead letter) are durable."""
         self.metrics.count_taken(record.origin.kind)
         try:
-            if record.origin.kind == "ingest":
+            if record.origin.kind == "batches":
+                await self._follow_batch(record)
+            elif record.origin.kind == "ingest":
                 await self._fan_out(record)
             else:
                 await self._run_job(record, parse_job(record.value, record.origin.kind))
@@ -191,10 +210,11 @@ class Pipeline:
 
     def hurry(self, on: bool) -> None:
         """While on, jobs waiting out a backoff park on the retry topic instead (shutdown, revoke)."""
-        if on:
-            self.runner.hurry.set()
-        else:
-            self.runner.hurry.clear()
+        for event in (self.runner.hurry, self.batch_mode.batcher.hurry):
+            if on:
+                event.set()
+            else:
+                event.clear()
 
     async def _run_job(self, record: InboundRecord, job: TaskJob) -> None:
         await self.done.settled()
@@ -212,6 +232,10 @@ class Pipeline:
             settled.set_result(None)
 
     async def _answer(self, record: InboundRecord, job: TaskJob) -> None:
+        need = self.runner.routing_input(job)
+        if await self.batch_mode.take(job, need, record.created_at):
+            self.sink.add([], on_durable=record.ack)  # durably part of a submitted batch
+            return
         try:
             result, story = await self.runner.run(job, record.created_at)
         except JobFailed as failed:
@@ -228,6 +252,35 @@ class Pipeline:
         if job.replay_count:
             rows.append(dead_letters.resolved(job))
         self._write(rows, record)
+
+    def _build_batch_mode(self, transport: httpx.AsyncBaseTransport | None) -> BatchMode:
+        clients = {
+            name: client
+            for name, adapter in self.adapters.items()
+            if (client := build_batch_client(adapter, transport=transport)) is not None
+        }
+        batcher = Batcher(self.config, clients, self.budgets, self._send_ticket, self.worker_id)
+        follower = BatchFollower(self.config, self.runner, batcher)
+        return BatchMode(self.config, clients, self.router, self.limits, batcher, follower)
+
+    async def _send_ticket(self, batch_id: str, value: bytes) -> None:
+        topic = batches_topic(self.config.kafka)
+        partition, offset = await self.producer.send(topic, batch_id, value)
+        if self.produced_hook is not None:
+            self.produced_hook(topic, partition, offset)
+
+    async def _follow_batch(self, record: InboundRecord) -> None:
+        """A submitted batch (on the batches topic): poll it to its end, then write every
+        result; the ticket's offset commits once they and the next tries are durable."""
+        ticket = BatchTicket.model_validate_json(record.value)
+        await self.done.settled()
+        done = {i.job.get("id") for i in ticket.items if i.job.get("id") in self.done}
+        end = await self.batch_mode.follower.follow(ticket, {str(j) for j in done})
+        for job in end.again:
+            await self._feed_back(retry_topic(self.config.kafka), job)
+        for job_id in end.answered:
+            self.done.add(job_id)
+        self.sink.add(scrub(end.rows, self.secrets), on_durable=record.ack)
 
     async def _fan_out(self, record: InboundRecord) -> None:
         doc = parse_document(record.value)

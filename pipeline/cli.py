@@ -170,6 +170,16 @@ def cmd_dlq_replay(args: argparse.Namespace, config: Config) -> int:
     return replay(config, wanted, dry_run=args.dry_run)
 
 
+def cmd_batches(args: argparse.Namespace, config: Config) -> int:
+    from pipeline.batches_cli import cancel_batch, list_batches
+
+    if args.action == "cancel":
+        if not args.batch_id:
+            raise FrugalError("frugal batches cancel needs a batch id")
+        return cancel_batch(config, args.batch_id)
+    return list_batches(config, args.status)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -228,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int)
     p.add_argument("--dry-run", action="store_true")
     p.set_defaults(handler=cmd_dlq_replay)
+    p = add("batches", cmd_batches, "provider batches: list them, or `cancel ID`")
+    p.add_argument("action", nargs="?", choices=("cancel",), help="cancel the batch ID")
+    p.add_argument("batch_id", nargs="?")
+    p.add_argument("--status", help="only batches in this status (open, ended, cancelled, ...)")
     return parser
 
 

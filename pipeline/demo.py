@@ -17,12 +17,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from consumers.worker import StreamWorker
 from pipeline.app import Pipeline
 from pipeline.broker import EmbeddedBroker
+from pipeline.demo_deadline import print_saving, publish_deadline_run, with_batches
 from pipeline.publish import PublishSummary, collect, publish
 from pipeline.report import render_report
 from pipeline.samples import FILE_TASKS
 from pipeline.topics import ensure_topics
 from providers.sim import SimThread
-from schemas.config import JOB_KINDS, Config, SimConfig, SimModelConfig
+from schemas.config import JOB_KINDS, Config, SimBatchConfig, SimConfig, SimModelConfig
 
 SAMPLES = Path(__file__).with_name("samples")
 DEMO_DIR = Path("data/demo")
@@ -33,6 +34,7 @@ PROTOCOL_PATHS = {"openai": "/v1", "azure-openai": "", "anthropic": "/v1", "gemi
 # labels are often valid but wrong, so it shows audits catching it.
 DEMO_SIM = SimConfig(
     latency_ms=20,
+    batch=SimBatchConfig(completion_delay_s=0.5),
     models={
         "gemini-2.0-flash-lite": SimModelConfig(invalid_rate=0.12, wrong_rate=0.25),
         "gpt-4.1-nano": SimModelConfig(invalid_rate=0.08, cached_share=0.3),
@@ -114,6 +116,17 @@ async def run_pipeline(config: Config, console: Console) -> None:
             await asyncio.wait({run}, timeout=0.2)
         progress.update(task, completed=pipeline.processed, total=pipeline.processed)
     await run
+    if config.batch.enabled and any(p.batch for p in config.providers):
+        await drain_deadline_run(config, console)
+
+
+async def drain_deadline_run(config: Config, console: Console) -> None:
+    """The same support tickets again, with a deadline: they go through batch APIs."""
+    bootstrap = config.kafka.bootstrap
+    count = await publish_deadline_run(config, bootstrap, SAMPLES / "tickets.jsonl")
+    console.print(f"published {count} support tickets again, with deadline 48h")
+    pipeline = Pipeline(config, bootstrap, worker_id="demo-deadline")
+    await StreamWorker(config, bootstrap, list(JOB_KINDS), pipeline).run(drain=True)
 
 
 def run_demo(base: Config) -> int:
@@ -126,11 +139,14 @@ def run_demo(base: Config) -> int:
         where = "the provider simulator" if use_sim else "real providers (API keys found)"
         console.print(f"[bold]Frugal demo[/bold]: embedded broker on {broker.bootstrap}, {where}")
         config = demo_config(base, broker.bootstrap, sim_url)
+        if use_sim:
+            config = with_batches(config)
         if not config.models:
             console.print("no configured model has an API key set", style="red")
             return 1
         asyncio.run(run_pipeline(config, console))
     render_report(config, console)
+    print_saving(config, console)
     path = save_config(config)
     console.print(
         f"\ndone in {time.monotonic() - started:.1f}s. Explore the results: "

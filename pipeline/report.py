@@ -8,6 +8,7 @@ from rich.console import Console, Group
 from rich.table import Table
 
 from pipeline.app import resolve_all_prices
+from pipeline.report_savings import prompt_cache, spend_by_mode
 from providers.pricing import cost_usd, resolve_prices
 from schemas.completion import Usage
 from schemas.config import Config, ModelConfig
@@ -160,6 +161,10 @@ def render_report(config: Config, console: Console | None = None) -> None:
     parts: list[Table | str] = [
         _table(title, query(config.storage, sql)) for title, sql in SECTIONS.items()
     ]
+    by_mode = spend_by_mode(config)
+    if by_mode is not None:
+        parts.append(_table("Spend by mode (batch: provider batch APIs)", by_mode))
+    parts.append(_table("Prompt cache: share of input read from cache", prompt_cache(config)))
     s = saving(config)
     if s is not None:
         parts.append(summary(s))

@@ -174,10 +174,13 @@ class Router:
         return native[0] if native else "prompt"
 
     def price(self, model: ModelConfig, input_tokens: int, output_tokens: int) -> float:
+        # Expected cache reads (0.1x input on Anthropic) and writes (1.25x), as learned.
         cached = int(input_tokens * self.stats.cached_share(model.name))
+        written = int(input_tokens * self.stats.cache_write_share(model.name))
         usage = Usage(
-            input_tokens=input_tokens, cached_input_tokens=cached, output_tokens=output_tokens
-        )
+            input_tokens=input_tokens, cached_input_tokens=cached, output_tokens=output_tokens,
+            cache_write_tokens=written,
+        )  # fmt: skip
         return cost_usd(self._prices[model.name], usage)
 
     def worst_case(self, model: ModelConfig, need: RoutingInput) -> float:

@@ -87,8 +87,10 @@ class JobRunner:
             f"; {m} {why}" for m, why in plan.rejected.items() if why.startswith(INACCURATE)
         )
         for candidate in plan.candidates:
-            if candidate.provider in skip_providers or not self.limits.available(
-                candidate.provider
+            if (
+                candidate.provider in skip_providers
+                or candidate.model.name in story.skip_models
+                or not self.limits.available(candidate.provider)
             ):
                 continue
             if self.router.inaccuracy(candidate.model, story.job) is not None:
@@ -298,7 +300,7 @@ class JobRunner:
         u = completion.usage
         self.router.stats.record(
             candidate.model.name, job.kind, valid, u.output_tokens, u.input_tokens,
-            u.cached_input_tokens,
+            u.cached_input_tokens, u.cache_write_tokens,
         )  # fmt: skip
 
     def _note_failure(self, story: JobStory) -> None:

@@ -33,6 +33,7 @@ class JobStory:
     first_failed_at: datetime | None = None
     exhausted_providers: set[str] = field(default_factory=set)
     retries: dict[str, int] = field(default_factory=dict)  # model -> transient retries done
+    skip_models: set[str] = field(default_factory=set)  # answered invalidly in a batch
     prior: ParkedState | None = None  # what the job did before it last waited on the retry topic
     # Adequate providers not tried because they are known unusable (auth, quota), and why.
     unusable: dict[str, str] = field(default_factory=dict)
@@ -51,6 +52,7 @@ class JobStory:
             first_failed_at=prior.first_failed_at,
             exhausted_providers=set(prior.exhausted_providers),
             retries=dict(prior.retries),
+            skip_models=set(prior.skip_models),
             prior=prior,
         )
 
@@ -89,6 +91,7 @@ class JobStory:
             models_tried=self.models_tried,
             exhausted_providers=sorted(self.exhausted_providers),
             retries=self.retries,
+            skip_models=sorted(self.skip_models),
             first_failed_at=self.first_failed_at,
             last_error_type=self.last_error.type if self.last_error else None,
             last_error=str(self.last_error or "")[:1000],

@@ -43,11 +43,16 @@ def published_topic(kafka: KafkaConfig) -> str:
     return f"{kafka.topic_prefix}.published"
 
 
+def batches_topic(kafka: KafkaConfig) -> str:
+    """Submitted provider batches: the worker that owns a record polls that batch."""
+    return f"{kafka.topic_prefix}.batches"
+
+
 def all_topics(kafka: KafkaConfig) -> list[str]:
     topics = [job_topic(kafka, k) for k in JOB_KINDS]
     topics += [dlq_topic(kafka, k) for k in JOB_KINDS]
     topics += [retry_topic(kafka), spend_topic(kafka), spend_snapshot_topic(kafka)]
-    return [*topics, published_topic(kafka)]
+    return [*topics, published_topic(kafka), batches_topic(kafka)]
 
 
 LEADER_POLL_S = 0.1

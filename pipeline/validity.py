@@ -41,12 +41,14 @@ class ValidityStats:
 
     tallies: dict[tuple[str, str], Tally] = field(default_factory=dict)
     cache: dict[str, list[int]] = field(default_factory=dict)  # model -> [cached, input] tokens
+    cache_writes: dict[str, int] = field(default_factory=dict)  # model -> tokens written to cache
 
     def record(
         self, model: str, kind: str, valid: bool, output_tokens: int, input_tokens: int = 0,
-        cached_input_tokens: int = 0,
+        cached_input_tokens: int = 0, cache_write_tokens: int = 0,
     ) -> None:  # fmt: skip
         self.tallies.setdefault((model, kind), Tally()).add(valid, output_tokens)
+        self.cache_writes[model] = self.cache_writes.get(model, 0) + cache_write_tokens
         c = self.cache.setdefault(model, [0, 0])
         c[0] += cached_input_tokens
         c[1] += input_tokens
@@ -69,6 +71,11 @@ class ValidityStats:
     def cached_share(self, model: str) -> float:
         cached, total = self.cache.get(model, (0, 0))
         return cached / total if total else 0.0
+
+    def cache_write_share(self, model: str) -> float:
+        """Share of input written to the provider's cache (billed 1.25x on Anthropic)."""
+        total = self.cache.get(model, (0, 0))[1]
+        return self.cache_writes.get(model, 0) / total if total else 0.0
 
     def seed(self, rows: list[tuple[str, str, int, int, int, int, int]]) -> None:
         """Rows of (model, kind, valid, invalid, output_tokens, input_tokens, cached_tokens)."""

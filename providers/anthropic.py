@@ -15,6 +15,7 @@ from providers.base import (
     output_limit,
     tool_name,
 )
+from providers.caching import worth_caching
 from providers.profiles import dig
 from schemas.completion import CompletionRequest, Usage
 from schemas.config import ModelConfig
@@ -126,7 +127,15 @@ class AnthropicAdapter(ProviderAdapter):
             "max_tokens": output_limit(model, request),
             "messages": [{"role": "user", "content": user_content(request)}],
         }
-        if request.system:
+        if request.system and worth_caching(model.model, request):
+            # the shared prefix (tools, then instructions) is read from cache on later calls
+            cached = {
+                "type": "text",
+                "text": request.system,
+                "cache_control": {"type": "ephemeral"},
+            }
+            body["system"] = [cached]
+        elif request.system:
             body["system"] = request.system
         if request.temperature is not None and "reasoning" not in model.capabilities:
             body["temperature"] = request.temperature

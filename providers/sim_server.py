@@ -14,6 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from providers.sim_answers import answer
+from providers.sim_batch import SimBatches
+from providers.sim_cache import PromptCache
 from providers.sim_state import RequestBucket, SimStats
 from providers.sim_wire import (
     BadRequest,
@@ -96,9 +98,11 @@ class SimServer:
         self._buckets: dict[str, RequestBucket] = {}
         self._faults = random.Random(0)
         self._next_id = 0
+        self.prompt_cache = PromptCache()
+        self.batches = SimBatches(self)
 
     def stats(self) -> dict[str, Any]:
-        return self._stats.snapshot()
+        return {**self._stats.snapshot(), "batch": self.batches.snapshot()}
 
     def patch(self, **fields: Any) -> SimConfig:
         """Change settings at run time (e.g. `fail_rate=1.0` for an outage); `models` merge."""
@@ -129,6 +133,7 @@ class SimServer:
         app.router.add_get("/admin/config", self._config_handler)
         app.router.add_post("/admin/config", self._patch_handler)
         app.router.add_post("/admin/reset", self._reset_handler)
+        app.router.add_get("/{tail:.*}", self._batch_call)
         app.router.add_post("/{tail:.*}", self._call)
         return app
 
@@ -173,7 +178,13 @@ class SimServer:
 
     # -- provider calls ------------------------------------------------------------------
 
+    async def _batch_call(self, request: web.Request) -> web.Response:
+        handled = await self.batches.handle(request)
+        return handled or web.json_response({"error": {"message": "not found"}}, status=404)
+
     async def _call(self, request: web.Request) -> web.Response:
+        if (handled := await self.batches.handle(request)) is not None:
+            return handled
         route = route_of(request.path)
         if route is None:
             return web.json_response(
@@ -270,6 +281,8 @@ class SimServer:
             output_tokens=visible + settings.reasoning_tokens,
             reasoning_tokens=settings.reasoning_tokens,
         )
+        if req.cache_prefix:
+            self.prompt_cache.bill(req, usage)
         bill = stats.model(req.model)
         bill.bill(usage)
         if not ans.valid:

@@ -67,6 +67,7 @@ class ModelBill:
         self.ok += 1
         self.input_tokens += usage.input_tokens
         self.cached_input_tokens += usage.cached_tokens
+        self.cache_write_tokens += usage.cache_write_tokens
         self.output_tokens += usage.output_tokens
         self.reasoning_tokens += usage.reasoning_tokens
 

@@ -42,6 +42,8 @@ class SimRequest:
     tool_forced_by_name: bool = False
     max_tokens: int | None = None
     truncated: bool = False  # the answer hit max_tokens
+    cache_prefix: str = ""  # Anthropic: the text up to a cache_control breakpoint, if any
+    cache_prefix_tokens: int = 0
 
 
 @dataclass(slots=True)
@@ -52,6 +54,7 @@ class SimUsage:
     cached_tokens: int
     output_tokens: int
     reasoning_tokens: int
+    cache_write_tokens: int = 0
 
 
 @dataclass(slots=True)

@@ -46,6 +46,13 @@ def _output_schema(body: Mapping[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def _marked_for_cache(system: Any) -> bool:
+    """A system prompt given as blocks, one of them carrying `cache_control`."""
+    return isinstance(system, list) and any(
+        isinstance(b, Mapping) and isinstance(b.get("cache_control"), Mapping) for b in system
+    )
+
+
 class AnthropicWire:
     name = "anthropic"
 
@@ -86,6 +93,16 @@ class AnthropicWire:
         elif (schema := _output_schema(body)) is not None:
             req.schema, req.mode = schema, "json"
         req.prompt_tokens += schema_tokens(req.schema)
+        if _marked_for_cache(body.get("system")):  # tools, then system: the cached prefix
+            req.cache_prefix = repr((body.get("tools"), body.get("system")))
+            req.cache_prefix_tokens = (
+                tokens
+                - 3
+                + schema_tokens(req.schema)
+                - sum(
+                    4 + sum(count_tokens(t) for t in texts_of(m.get("content"))) for m in messages
+                )
+            )
         return req
 
     def success(
@@ -115,10 +132,13 @@ class AnthropicWire:
             content.append({"type": "text", "text": text})
         stop = "max_tokens" if cut else ("tool_use" if req.mode == "tool" else "end_turn")
         billed: dict[str, Any] = {
-            "input_tokens": usage.input_tokens - usage.cached_tokens,
-            "cache_creation_input_tokens": 0,
+            "input_tokens": usage.input_tokens - usage.cached_tokens - usage.cache_write_tokens,
+            "cache_creation_input_tokens": usage.cache_write_tokens,
             "cache_read_input_tokens": usage.cached_tokens,
-            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": usage.cache_write_tokens,
+                "ephemeral_1h_input_tokens": 0,
+            },
             "output_tokens": usage.output_tokens,
             "service_tier": "standard",
         }

@@ -74,6 +74,8 @@ class ProviderConfig(Section):
     tpm: int | None = Field(default=None, gt=0)
     max_concurrency: int = Field(default=32, ge=1)
     timeout_s: float = Field(default=60.0, gt=0)
+    batch: bool | None = None  # use the provider's batch API; None = yes for public APIs
+    batch_discount: float = Field(default=0.5, gt=0, le=1)  # batch price = this x list price
 
 
 class ModelConfig(Section):
@@ -106,6 +108,7 @@ class RouteConfig(Section):
     audit_rate: float = Field(default=0.0, ge=0, le=1)
     audit_model: str | None = None  # default: top tier, priciest
     min_accuracy: float | None = Field(default=None, ge=0, le=1)
+    deadline: str | None = None  # default job deadline ("48h", ISO-8601); None = asap
 
 
 class BudgetConfig(Section):
@@ -146,7 +149,15 @@ class SimModelConfig(Section):
     cached_share: float = Field(default=0.0, ge=0, le=1)  # share of input read from cache
 
 
+class SimBatchConfig(Section):
+    completion_delay_s: float = Field(default=0.5, ge=0)  # a batch ends this long after creation
+    fail_rate: float = Field(default=0.0, ge=0, le=1)  # share of batched requests that error
+    expire: bool = False  # batches expire (every request unanswered) instead of completing
+    max_open: int | None = Field(default=None, gt=0)  # batch queue limit: creation refused above
+
+
 class SimConfig(Section):
+    batch: SimBatchConfig = Field(default_factory=lambda: SimBatchConfig())
     latency_ms: float = Field(default=0.0, ge=0)
     rpm: int | None = Field(default=None, gt=0)  # the provider's real limit; 429 above it
     fail_rate: float = Field(default=0.0, ge=0, le=1)  # share of calls answered with a 5xx
@@ -162,6 +173,16 @@ class ReportConfig(Section):
     )
 
 
+class BatchConfig(Section):
+    """Provider batch APIs: work whose deadline allows waits for half the price."""
+
+    enabled: bool = True
+    window_s: float = Field(default=86400.0, gt=0)  # the providers' completion window
+    max_wait_s: float = Field(default=60.0, ge=0)  # gather requests this long before submitting
+    poll_interval_s: float = Field(default=30.0, gt=0)
+    max_requests: int = Field(default=10_000, ge=1)  # per batch (capped by the provider's limit)
+
+
 class Config(Section):
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
@@ -173,6 +194,7 @@ class Config(Section):
     retry: RetryConfig = Field(default_factory=RetryConfig)
     sim: SimConfig = Field(default_factory=SimConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    batch: BatchConfig = Field(default_factory=lambda: BatchConfig())
 
     @field_validator("routes")
     @classmethod

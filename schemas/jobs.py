@@ -29,6 +29,7 @@ class ParkedState(BaseModel):
     models_tried: list[str] = Field(default_factory=list)
     exhausted_providers: list[str] = Field(default_factory=list)  # skipped from now on
     retries: dict[str, int] = Field(default_factory=dict)  # model -> transient retries done
+    skip_models: list[str] = Field(default_factory=list)  # answered invalidly in a batch
     first_failed_at: datetime | None = None
     last_error_type: str | None = None
     last_error: str = ""
@@ -55,6 +56,7 @@ class JobBase(BaseModel):
     exclude_providers: list[str] = Field(default_factory=list)  # never route there
     avoid_providers: list[str] = Field(default_factory=list)  # route there only as a last resort
     replay_count: int = Field(default=0, ge=0)
+    deadline: str | None = None  # ISO-8601 with zone, or "48h" from publish time; None = asap
     parked: ParkedState | None = None  # set while the job travels through the retry topic
 
     @property

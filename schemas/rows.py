@@ -89,6 +89,8 @@ class UsageRow(Row):
     purpose: str = "answer"  # answer | audit (a re-ask of `audit_of`'s answer by the audit model)
     audit_of: str = ""  # audit calls: the model whose answer was checked
     agreed: bool | None = None  # audit calls: whether both answers matched (None: no verdict)
+    mode: str = "sync"  # sync | batch (a provider batch API, at the batch price)
+    batch_id: str | None = None
 
     arrow_schema = pa.schema(
         [
@@ -115,6 +117,8 @@ class UsageRow(Row):
             ("purpose", pa.string()),
             ("audit_of", pa.string()),
             ("agreed", pa.bool_()),
+            ("mode", pa.string()),
+            ("batch_id", pa.string()),
         ]
     )
 

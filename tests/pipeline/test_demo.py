@@ -29,7 +29,9 @@ def test_demo_processes_the_bundled_samples_and_prints_the_saving(tmp_path: Path
     assert "saved" in done.stdout and "Spend by model" in done.stdout
     data = tmp_path / "data" / "demo"
     answered = lake_query(data, "SELECT count(DISTINCT job_id) FROM results_all")[0][0]
-    assert answered == 150 + 60 + 12 * 2 + 2  # tickets, invoices, 2 tasks per doc, 2 files
+    # tickets, invoices, 2 tasks per doc, 2 files, then the tickets again with a deadline
+    assert answered == 150 + 60 + 12 * 2 + 2 + 150
+    assert "Deadline run" in done.stdout and "of the synchronous bill" in done.stdout
     # The PDF and the photo: their invoice fields, the photo read by a vision model
     extracted = lake_query(
         data,

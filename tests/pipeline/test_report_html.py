@@ -185,12 +185,13 @@ def colored_share(area: Image.Image) -> float:
 
 
 def test_the_saving_is_split_by_mode_once_usage_has_one(tmp_path: Path) -> None:
-    """Before batch mode exists `usage` has no `mode` column: one bar pair; after, one per mode."""
+    """Every call sync: one bar pair (older lakes without a `mode` column: "all"); after a batch
+    call, one pair per mode."""
     config = load_config(report_config(tmp_path))
     sink = ParquetSink(config.storage, "w1")
     sink.add(workload())
     asyncio.run(sink.flush())
-    assert [s.x for s in report_data(config).saving] == [["all"], ["all"]]
+    assert [s.x for s in report_data(config).saving] == [["sync"], ["sync"]]
 
     batch = usage("job-b", 1, "classify", "gpt-4.1-nano", "ok", T0, 40.0).as_record()
     table = pa.Table.from_pylist([batch | {"mode": "batch", "cost_usd": 0.000025}])
