@@ -130,6 +130,8 @@ class StreamWorker:
             # noack: offsets are acked by hand once durable (StreamT's stub omits noack).
             manual: faust.Stream[Any] = stream.noack()  # type: ignore[attr-defined]
             async for event in manual.events():
+                if offsets.already_taken(self.app.consumer, event.message):
+                    continue  # read again by a seek back to a hole: answered or in flight
                 if kind == "retry" and not await self._wait_until_due(event):
                     self._leave(event)
                     continue
