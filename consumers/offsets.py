@@ -7,11 +7,12 @@ committed one: every offset in it has a durable result, dead letter or park. fau
 
 - it lets a one-offset hole at the head pass (it reads the committed offset, the next one to
   read, as the last one processed), and any hole before the first commit;
-- its fetch loop records jumps in offsets as "gaps" and counts them as done. Its fetch loop
-  drops fetched records in several places (a paused partition, a rebalance mid-batch, the
-  agent buffers cleared on revoke) and the jump that follows is such a gap: the dropped
-  records were never processed, yet committed past. Our topics are plain (no compaction, no
-  transactions), so every offset exists: gaps are never counted as done here;
+- its fetch loop records jumps in offsets as "gaps" and counts them as done. A seek back
+  resets faust's read offset while the batch in hand goes on from far ahead, so the next
+  record looks like a jump over everything between (measured: a seek to 12 made a gap of
+  13..144, committed past unanswered records); so does a record faust fetched and dropped.
+  Our topics are plain (no compaction, no transactions), so every offset holds a record:
+  gaps are never counted as done here;
 - on revoke it forgets the committed offset and the acks before the handover's last commit
   runs, so that commit started from nothing and passed whatever was dropped.
 
@@ -26,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import defaultdict
 from typing import Any
 
 from faust.transport.consumer import CONSUMER_PARTITIONS_REVOKED, Consumer
@@ -33,6 +35,7 @@ from mode import Service
 
 log = logging.getLogger("frugal.worker")
 
+FAUST_INIT = Consumer.__init__
 FAUST_NEW_OFFSET = Consumer._new_offset  # faust's own, kept for the test that shows the bug
 FAUST_ACK = Consumer.ack
 RESEEK_AFTER_S = 2.0  # a hole still there this long after a seek: read the partition again
@@ -62,6 +65,7 @@ def _seek_back(consumer: Any, tp: Any, committed: int, head: int) -> None:
     if now - sought.get(tp, -RESEEK_AFTER_S) < RESEEK_AFTER_S or not _may_seek(consumer, tp):
         return  # mid-rebalance a seek upsets faust; the next commit tries again
     sought[tp] = now
+    _rereading(consumer)[tp] = committed
     log.info(
         "reading %s again from %d: offsets up to %d were dropped unanswered",
         tp,
@@ -70,6 +74,32 @@ def _seek_back(consumer: Any, tp: Any, committed: int, head: int) -> None:
     )
     with contextlib.suppress(RuntimeError):  # no running loop: a unit test
         asyncio.get_running_loop().create_task(_reread(consumer, tp, committed))
+
+
+class ReadOffsets(defaultdict[Any, Any]):
+    """faust's last-read offset per partition. Its fetch loop drops a record below it, so after
+    a seek back the rest of the batch in hand (from far ahead) would make it drop the very
+    records the seek reads again: while a partition is read again from `rereading[tp]`, the
+    read offset is never above that."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.rereading: dict[Any, int] = {}
+
+    def __getitem__(self, tp: Any) -> Any:
+        offset = super().__getitem__(tp)
+        floor = self.rereading.get(tp)
+        return offset if floor is None or offset is None else min(offset, floor)
+
+
+def _with_read_offsets(consumer: Any, *args: Any, **kwargs: Any) -> None:
+    FAUST_INIT(consumer, *args, **kwargs)
+    consumer._read_offset = ReadOffsets(lambda: None, consumer._read_offset)
+
+
+def _rereading(consumer: Any) -> dict[Any, int]:
+    read = getattr(consumer, "_read_offset", None)
+    return read.rereading if isinstance(read, ReadOffsets) else {}
 
 
 def _may_seek(consumer: Any, tp: Any) -> bool:
@@ -100,6 +130,7 @@ def committable_offset(consumer: Any, tp: Any) -> int | None:
         if not _in_flight_before(consumer, tp, head):
             _seek_back(consumer, tp, committed, head)
         return None  # never past an offset that has no durable answer
+    _rereading(consumer).pop(tp, None)  # no hole at the head (any more)
     if committed is None and _in_flight_before(consumer, tp, head):
         return None  # nothing committed yet: the head is only known from what is in flight
     end = 0
@@ -159,11 +190,13 @@ async def _revoke_after_handover(consumer: Any, revoked: Any) -> None:
             for table in (consumer._gap, consumer._acked, consumer._acked_index):
                 table.pop(tp, None)
             consumer._read_offset.pop(tp, None)
+            _rereading(consumer).pop(tp, None)
             consumer._committed_offset.pop(tp, None)
 
 
 def install() -> None:
     """Use these rules for every faust consumer in this process (idempotent)."""
+    Consumer.__init__ = _with_read_offsets  # type: ignore[method-assign,assignment]
     Consumer._new_offset = committable_offset  # type: ignore[method-assign,assignment]
     Consumer.ack = _ack_of_this_generation  # type: ignore[method-assign,assignment]
     Consumer._add_gap = _no_gaps  # type: ignore[method-assign,assignment]

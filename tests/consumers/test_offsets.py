@@ -11,7 +11,13 @@ import pytest
 from faust.transport.consumer import Consumer
 from intervaltree import IntervalTree
 
-from consumers.offsets import FAUST_NEW_OFFSET, already_taken, committable_offset, install
+from consumers.offsets import (
+    FAUST_NEW_OFFSET,
+    ReadOffsets,
+    already_taken,
+    committable_offset,
+    install,
+)
 
 TP = "jobs-0"
 
@@ -109,3 +115,16 @@ def test_a_record_read_again_is_skipped_when_answered_or_in_flight() -> None:
     assert already_taken(state, answered) and answered not in state._unacked_messages
     assert already_taken(state, running) and running.acked
     assert not already_taken(state, new) and not already_taken(state, in_flight)
+
+
+def test_a_partition_read_again_keeps_its_read_offset_at_the_hole() -> None:
+    """faust drops fetched records below the read offset: the batch in hand, from far ahead,
+    must not push it past the records a seek back reads again."""
+    read = ReadOffsets(lambda: None)
+    read[TP] = 144
+    read.rereading[TP] = 12
+    assert read[TP] == 12
+    read[TP] = 300  # the rest of the batch in hand
+    assert read[TP] == 12
+    del read.rereading[TP]
+    assert read[TP] == 300
