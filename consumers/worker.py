@@ -89,6 +89,7 @@ class StreamWorker:
         # Bumped when a partition is revoked: ends the claims of the records read from it.
         self._epochs: defaultdict[tuple[str, int], int] = defaultdict(int)
         self._revoking = 0
+        self._known_generation: int | None = None  # whose answers the done set has read
         # Records left unacked for the partition's next owner, kept alive until the next
         # assignment: faust tracks unacked records in a WeakSet, and a record dropped from it
         # would let this generation's commit pass it (consumers/offsets.py).
@@ -132,6 +133,7 @@ class StreamWorker:
             async for event in manual.events():
                 if offsets.already_taken(self.app.consumer, event.message):
                     continue  # read again by a seek back to a hole: answered or in flight
+                await self._know_what_is_done(event.message.generation_id)
                 if kind == "retry" and not await self._wait_until_due(event):
                     self._leave(event)
                     continue
@@ -148,6 +150,18 @@ class StreamWorker:
                 self.intake.update(len(self._in_flight))
 
         self.app.agent(topic, name=f"frugal-{kind}")(agent)
+
+    async def _know_what_is_done(self, generation: int | None) -> None:
+        """Before the first record of a generation, read what the partitions' last owners
+        answered. faust may resume fetching before the on_partitions_assigned handler starts
+        its refresh, and a refresh begun before the rebalance may miss the files the last
+        owner flushed while handing over: either way a job answered but not committed would
+        be paid for again."""
+        if generation == self._known_generation:
+            return
+        await self.pipeline.done.settled()  # one begun before the rebalance: too early
+        await self.pipeline.done.refresh()
+        self._known_generation = generation
 
     def _record_done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.pop(task, None)
