@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from pipeline import dead_letters
+from pipeline import claims, dead_letters
 from pipeline.batch_mode import BatchMode
 from pipeline.batch_results import BatchFollower
 from pipeline.batching import Batcher
@@ -155,6 +155,7 @@ class Pipeline:
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.sink.flush()
+        self.sink.close()
         await self.producer.stop()
         await self.batch_mode.batcher.aclose()
         if self.spend is not None:
@@ -190,6 +191,8 @@ class Pipeline:
                 await self._fan_out(record)
             else:
                 await self._run_job(record, parse_job(record.value, record.origin.kind))
+        except claims.RecordReleased:
+            raise  # the partition moved on before anything was paid: its next owner runs it
         except JobError as error:
             log.warning("invalid record %s: %s", record.origin.key or record.origin.offset, error)
             letter = dead_letters.for_invalid_record(

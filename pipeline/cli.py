@@ -94,13 +94,20 @@ def cmd_publish(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_topics(args: argparse.Namespace, config: Config) -> int:
     from pipeline.broker import running_broker
-    from pipeline.topics import all_topics, ensure_topics
+    from pipeline.topics import ensure_topics, partition_mismatches
 
     with running_broker(config.kafka.bootstrap) as bootstrap:
-        asyncio.run(ensure_topics(bootstrap, config.kafka))
-    print(
-        f"{len(all_topics(config.kafka))} topics ready ({config.kafka.partitions} partitions each)"
-    )
+        counts = asyncio.run(ensure_topics(bootstrap, config.kafka))
+    mismatches = partition_mismatches(config.kafka, counts)
+    for line in mismatches:
+        print(line)
+    if mismatches:
+        print(f"{len(counts)} topics ready; {len(mismatches)} differ from the configuration")
+    else:
+        print(
+            f"{len(counts)} topics ready, as configured: {config.kafka.partitions} partitions"
+            " each (the spend log: 1)"
+        )
     return 0
 
 
