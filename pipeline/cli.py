@@ -177,7 +177,7 @@ def cmd_batches(args: argparse.Namespace, config: Config) -> int:
         if not args.batch_id:
             raise FrugalError("frugal batches cancel needs a batch id")
         return cancel_batch(config, args.batch_id)
-    return list_batches(config, args.status)
+    return list_batches(config, args.status, args.format)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -242,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", choices=("cancel",), help="cancel the batch ID")
     p.add_argument("batch_id", nargs="?")
     p.add_argument("--status", help="only batches in this status (open, ended, cancelled, ...)")
+    p.add_argument(  # a narrow table shortens batch ids; csv and json keep them whole
+        "--format", choices=("table", "csv", "json"), default="table"
+    )
     return parser
 
 
