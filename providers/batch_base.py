@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -161,6 +162,22 @@ class BatchClient(ABC):
         error = self._error(status, text, model.name)
         error.usage = Usage()  # type: ignore[attr-defined]
         return BatchOutcome(custom_id, error=error)
+
+
+def match_outcomes(
+    requests: dict[str, Any],
+    lines: list[dict[str, Any]],
+    custom_id: Callable[[dict[str, Any]], str],
+    read: Callable[[str, dict[str, Any]], BatchOutcome | None],
+) -> list[BatchOutcome]:
+    """One outcome per request, matched by custom id (results come back in any order); a
+    request no line answers stays unanswered, and lines for unknown ids are ignored."""
+    outcomes = {cid: BatchOutcome(cid) for cid in requests}
+    for line in lines:
+        cid = custom_id(line)
+        if cid in outcomes:
+            outcomes[cid] = read(cid, line) or outcomes[cid]
+    return list(outcomes.values())
 
 
 def jsonl_lines(text: str) -> list[dict[str, Any]]:
