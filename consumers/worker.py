@@ -56,10 +56,13 @@ def build_app(config: Config, bootstrap: str) -> faust.App:
     offsets.install()  # never commit past a record in flight (faust's own check is off by one)
     delivery.install()  # hand records to the streams without four tasks per record
     brokers = ";".join(f"kafka://{host}" for host in bootstrap.split(","))
+    datadir = config.storage.data_dir / "faust"  # faust's own files, not "<group>-data" in the cwd
+    datadir.mkdir(parents=True, exist_ok=True)
     return faust.App(
         config.kafka.group_id,
         broker=brokers,
         store="memory://",
+        datadir=str(datadir),
         web_enabled=False,
         topic_partitions=config.kafka.partitions,
         topic_replication_factor=config.kafka.replication_factor,
