@@ -32,8 +32,10 @@ test-deps:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql \
 	    >/dev/null; } || echo "PostgreSQL not installed: the shared-lake test will skip"
 
+# Three test processes, one per file at a time: most of a test's time is waiting on brokers and
+# workers in other processes, so this halves the wall clock on 2 cores (see README).
 test: install chromium test-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 3 --dist loadfile
 
 # The HTML report's test opens the report in a real headless Chromium (Debian's package).
 # Installed here when missing and we may (root with apt-get); otherwise that one test skips.

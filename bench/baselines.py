@@ -41,6 +41,10 @@ class BaselineRun:
         return (self.records - 1) / self.steady_s
 
     @property
+    def rate_wall(self) -> float:
+        return self.records / self.wall_s
+
+    @property
     def cpu_ms_per_record(self) -> float:
         return self.steady_cpu_s * 1000 / max(1, self.records - 1)
 
@@ -49,6 +53,7 @@ class BaselineRun:
             **asdict(self),
             "rate_end_to_end": self.rate_end_to_end,
             "rate_steady": self.rate_steady,
+            "rate_wall": self.rate_wall,
             "cpu_ms_per_record": self.cpu_ms_per_record,
         }
 

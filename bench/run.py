@@ -72,6 +72,7 @@ WORKER_FIELDS = (
 BASELINE_FIELDS = (
     "rate_end_to_end",
     "rate_steady",
+    "rate_wall",
     "cpu_ms_per_record",
     "peak_rss_mb",
     "wall_s",
@@ -152,6 +153,10 @@ def build_results(
             worker["rate_end_to_end"] / summary["rate_end_to_end"]
         )
         summary["worker_speedup_steady"] = worker["rate_steady"] / summary["rate_steady"]
+        # Issue 12's measure: the worker's whole command (start to exit) against the script's
+        # rate, as first reported; and whole command against whole command.
+        summary["worker_whole_vs_end_to_end"] = worker["rate_wall"] / summary["rate_end_to_end"]
+        summary["worker_whole_vs_whole"] = worker["rate_wall"] / summary["rate_wall"]
     return {
         "settings": {
             "records": args.records,
@@ -173,6 +178,7 @@ def build_results(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    load_at_start = os.getloadavg()  # the machine may be shared: say how loaded it was
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -181,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rounds = run_rounds(args, Path(tmp), log)
     memory = memory_bench(args, log)
     results = build_results(args, rounds, memory)
+    results["environment"]["load_avg_at_start"] = load_at_start
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
     print_report(results)

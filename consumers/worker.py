@@ -7,13 +7,16 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable, Coroutine
+from collections import defaultdict
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 import faust
 
-from consumers import offsets
+from consumers import delivery, offsets
 from consumers.intake import IntakeGate
+from consumers.quick_start import QuickTableManager
+from pipeline import claims
 from pipeline.app import InboundRecord, Pipeline
 from pipeline.dead_letters import RecordOrigin
 from pipeline.drain import DrainWatch
@@ -51,11 +54,15 @@ def parked_until(value: bytes) -> float:
 
 def build_app(config: Config, bootstrap: str) -> faust.App:
     offsets.install()  # never commit past a record in flight (faust's own check is off by one)
+    delivery.install()  # hand records to the streams without four tasks per record
     brokers = ";".join(f"kafka://{host}" for host in bootstrap.split(","))
+    datadir = config.storage.data_dir / "faust"  # faust's own files, not "<group>-data" in the cwd
+    datadir.mkdir(parents=True, exist_ok=True)
     return faust.App(
         config.kafka.group_id,
         broker=brokers,
         store="memory://",
+        datadir=str(datadir),
         web_enabled=False,
         topic_partitions=config.kafka.partitions,
         topic_replication_factor=config.kafka.replication_factor,
@@ -69,6 +76,8 @@ def build_app(config: Config, bootstrap: str) -> faust.App:
         # Records are acked only once durable; on revoke and stop, StreamWorker finishes (or
         # parks) its work in flight itself, within a bound, instead of faust waiting forever.
         stream_wait_empty=False,
+        TableManager=QuickTableManager,  # no tables: join the group without faust's 1 s sleep
+        Monitor=delivery.QuietMonitor,  # faust's per-record stats: nothing reads them
     )
 
 
@@ -83,10 +92,19 @@ class StreamWorker:
         self.pipeline = pipeline
         self.app = build_app(config, bootstrap)
         self._slots = asyncio.Semaphore(config.worker.max_in_flight)
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[asyncio.Task[None], claims.Claim] = {}
+        # Bumped when a partition is revoked: ends the claims of the records read from it.
+        self._epochs: defaultdict[tuple[str, int], int] = defaultdict(int)
+        self._revoking = 0
+        self._known_generation: int | None = None  # whose answers the done set has read
+        # Records left unacked for the partition's next owner, kept alive until the next
+        # assignment: faust tracks unacked records in a WeakSet, and a record dropped from it
+        # would let this generation's commit pass it (consumers/offsets.py).
+        self._left: list[Any] = []
         self._flush_at = max(1, config.worker.max_in_flight // 2)
         self._early_flush: asyncio.Task[None] | None = None
         self._accepting = True
+        self._ready = asyncio.Event()  # set once the pipeline has started
         # --drain: waits for the drain in place of DrainWatch.wait_done (e.g. showing progress).
         self.drain_follower: Callable[[DrainWatch], Coroutine[Any, Any, None]] | None = None
         for kind in kinds:
@@ -120,32 +138,58 @@ class StreamWorker:
             # Each record runs in its own task: one waiting out a backoff holds up no other.
             # noack: offsets are acked by hand once durable (StreamT's stub omits noack).
             manual: faust.Stream[Any] = stream.noack()  # type: ignore[attr-defined]
+            await self._ready.wait()  # the group join and the pipeline start side by side
             async for event in manual.events():
+                if offsets.already_taken(self.app.consumer, event.message):
+                    continue  # read again by a seek back to a hole: answered or in flight
+                await self._know_what_is_done(event.message.generation_id)
                 if kind == "retry" and not await self._wait_until_due(event):
+                    self._leave(event)
                     continue
                 await self._slots.acquire()
                 if not self._still_ours(event):
                     self._slots.release()
                     self.intake.update(len(self._in_flight))  # closed: keep fetching stopped
-                    continue  # not acked: redelivered to whoever owns the partition now
-                task = asyncio.create_task(self._handle(kind, event))
-                self._in_flight.add(task)
+                    self._leave(event)
+                    continue
+                claim = self._claim(event)
+                task = asyncio.create_task(self._handle(kind, event, claim))
+                self._in_flight[task] = claim
                 task.add_done_callback(self._record_done)
                 self.intake.update(len(self._in_flight))
 
         self.app.agent(topic, name=f"frugal-{kind}")(agent)
 
+    async def _know_what_is_done(self, generation: int | None) -> None:
+        """Before the first record of a generation, read what the partitions' last owners
+        answered. faust may resume fetching before the on_partitions_assigned handler starts
+        its refresh, and a refresh begun before the rebalance may miss the files the last
+        owner flushed while handing over: either way a job answered but not committed would
+        be paid for again."""
+        if generation == self._known_generation:
+            return
+        await self.pipeline.done.settled()  # one begun before the rebalance: too early
+        await self.pipeline.done.refresh()
+        self._known_generation = generation
+
     def _record_done(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
+        self._in_flight.pop(task, None)
         self.intake.update(len(self._in_flight))
 
     def _still_ours(self, event: faust.EventT[Any]) -> bool:
         """Not shutting down, and no rebalance since the record was fetched."""
         return (
             self._accepting
+            and not self._revoking
             and self.app.flow_control.is_active()
             and event.message.generation_id == self.app.consumer_generation_id
         )
+
+    def _claim(self, event: faust.EventT[Any]) -> claims.Claim:
+        """The record is ours until its partition's epoch moves on or the worker stops."""
+        key = (event.message.topic, event.message.partition)
+        epoch = self._epochs[key]
+        return claims.Claim(lambda: self._accepting and self._epochs[key] == epoch)
 
     async def _wait_until_due(self, event: faust.EventT[Any]) -> bool:
         """Hold the retry topic until its head record is due; False if it stopped being ours.
@@ -158,21 +202,50 @@ class StreamWorker:
         return self._still_ours(event)
 
     async def _on_partitions_revoked(self, sender: object, revoked: Any, **_: Any) -> None:
-        """Hand partitions over cleanly: finish (or park) the work in flight, flush, commit."""
+        """Hand partitions over without paying for anything twice: records not yet sent are
+        left to the next owner, calls on the wire finish, and their rows are durable and
+        committed before the partitions go."""
         if not revoked:
             return
-        self.pipeline.hurry(True)
+        self._revoking += 1
         try:
-            await self._wait_in_flight(self.config.kafka.session_timeout_s / 2)
+            await self._let_go(revoked, self.config.kafka.session_timeout_s / 2)
             await self.pipeline.sink.flush()
             await self.app.consumer.commit()
         except Exception:  # the handover is best effort: the done set catches what slips
             log.exception("could not settle work in flight before a rebalance")
         finally:
+            self._revoking -= 1
             self.pipeline.hurry(not self._accepting)  # still on if shutting down meanwhile
+
+    async def _let_go(
+        self, partitions: Iterable[Any] | None, timeout_s: float
+    ) -> set[asyncio.Task[None]]:
+        """End the claims on `partitions` (None: all), cancel the records that paid nothing yet
+        and wait for the rest; the tasks still running at the deadline."""
+        if partitions is not None:
+            keys = {(tp.topic, tp.partition) for tp in partitions}
+            for key in keys:
+                self._epochs[key] += 1
+        self.pipeline.hurry(True)  # backoffs park on the retry topic instead of sleeping
+        leaving = {t: c for t, c in self._in_flight.items() if not c.still_ours()}
+        cancelled = [t for t, c in leaving.items() if c.cancellable and not t.done()]
+        for task in cancelled:
+            task.cancel()  # waiting for a provider's limits, nothing paid: unacked, redelivered
+        if cancelled:
+            log.info("left %d records not yet sent to their next owner", len(cancelled))
+        if not leaving:
+            return set()
+        _, pending = await asyncio.wait(set(leaving), timeout=max(0.0, timeout_s))
+        return pending
+
+    def _leave(self, event: faust.EventT[Any]) -> None:
+        """Not acked: redelivered to whoever owns the partition next; no commit passes it."""
+        self._left.append(event.message)
 
     async def _on_partitions_assigned(self, sender: object, assigned: Any, **_: Any) -> None:
         """Partitions taken over may hold jobs their last owner answered but never committed."""
+        self._left.clear()  # a new generation: the records left behind are read again
         self._take_share_of_limits()
         await self.pipeline.done.refresh()
 
@@ -197,7 +270,8 @@ class StreamWorker:
             return str(decode_object(value).get("kind", "classify"))
         return "classify"
 
-    async def _handle(self, kind: str, event: faust.EventT[Any]) -> None:
+    async def _handle(self, kind: str, event: faust.EventT[Any], claim: claims.Claim) -> None:
+        claims.hold(claim)
         message = event.message
         origin = RecordOrigin(
             kind=self._kind_of(kind, message.value or b""),
@@ -220,6 +294,8 @@ class StreamWorker:
         try:
             await self.pipeline.process(record)
             answered = True
+        except claims.RecordReleased:
+            pass  # unacked: the partition's next owner reads it again
         except Exception:  # a bug must not stop the worker; the record stays unacked
             log.exception(
                 "unexpected error on %s:%s@%s", origin.topic, origin.partition, origin.offset
@@ -228,11 +304,12 @@ class StreamWorker:
             if answered:
                 self._flush_if_many_wait()
             else:
+                self._leave(event)
                 release()
 
     def _flush_if_many_wait(self) -> None:
         """Half the slots wait on the next flush: flush now rather than at the interval."""
-        if self.pipeline.sink.pending_records < self._flush_at:
+        if self.pipeline.sink.awaiting_ack < self._flush_at:
             return
         if self._early_flush is None or self._early_flush.done():
             self._early_flush = asyncio.create_task(self._flush_early())
@@ -241,18 +318,10 @@ class StreamWorker:
         with contextlib.suppress(SinkWriteError):  # logged by the sink; its own loop retries
             await self.pipeline.sink.flush()
 
-    async def _wait_in_flight(self, timeout_s: float) -> set[asyncio.Task[None]]:
-        """Wait for the records being worked on; the ones still running at the deadline."""
-        if not self._in_flight:
-            return set()
-        _, pending = await asyncio.wait(set(self._in_flight), timeout=max(0.0, timeout_s))
-        return pending
-
     async def _finish_in_flight(self, grace_s: float) -> None:
         self._accepting = False
         self.intake.close()  # skipping through the rest of a backlog would fetch all of it
-        self.pipeline.hurry(True)  # backoffs park on the retry topic instead of sleeping
-        for task in await self._wait_in_flight(grace_s):
+        for task in await self._let_go(None, grace_s):
             task.cancel()  # unacked: Kafka redelivers it
 
     async def run(self, drain: bool) -> int:
@@ -262,13 +331,19 @@ class StreamWorker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         watch = DrainWatch(self.pipeline.bootstrap, self.config.kafka.group_id, self.topics)
-        if drain:
-            await watch.start()
-            self.pipeline.produced_hook = watch.note_produced
-        await self.pipeline.start()
-        await self.app.start()
         waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
         helpers: list[asyncio.Task[None]] = []
+        # The group join (held ~1 s by Tansu for a new group) overlaps the pipeline's own
+        # start-up; records wait at the agents until the pipeline is ready.
+        joining = asyncio.create_task(self.app.start())
+        try:
+            await self._start_pipeline(watch if drain else None)
+            await joining
+        except BaseException:
+            joining.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.app.stop(), self.config.worker.shutdown_grace_s)
+            raise
         if drain:
             follow = self.drain_follower or (lambda watch: watch.wait_done())
             waiters.append(asyncio.create_task(follow(watch)))
@@ -280,6 +355,14 @@ class StreamWorker:
                 w.cancel()
             await self._shutdown(watch if drain else None)
         return 0
+
+    async def _start_pipeline(self, watch: DrainWatch | None) -> None:
+        """Everything but the group: drain targets, catalog, done set, producer; then ready."""
+        if watch is not None:
+            await watch.start()
+            self.pipeline.produced_hook = watch.note_produced
+        await self.pipeline.start()
+        self._ready.set()
 
     async def _settle_when_idle(self) -> None:
         """--drain: once nothing is being worked on, flush and commit now instead of at the

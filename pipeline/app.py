@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from pipeline import dead_letters
+from pipeline import claims, dead_letters
 from pipeline.batch_mode import BatchMode
 from pipeline.batch_results import BatchFollower
 from pipeline.batching import Batcher
@@ -159,6 +159,7 @@ class Pipeline:
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.sink.flush()
+        self.sink.close()  # after the final flush: the journal has nothing left to recover
         if self.config.storage.lake_url:  # a shared lake: hand every row over before leaving
             await compact_once(self.config.storage, min_age_s=0.0)
         await self.producer.stop()
@@ -196,6 +197,8 @@ class Pipeline:
                 await self._fan_out(record)
             else:
                 await self._run_job(record, parse_job(record.value, record.origin.kind))
+        except claims.RecordReleased:
+            raise  # the partition moved on before anything was paid: its next owner runs it
         except JobError as error:
             log.warning("invalid record %s: %s", record.origin.key or record.origin.offset, error)
             letter = dead_letters.for_invalid_record(

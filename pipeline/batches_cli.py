@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from pipeline.broker import running_broker
 from pipeline.topics import batches_topic
@@ -17,26 +17,41 @@ from schemas.batches import BatchTicket
 from schemas.config import Config
 from schemas.errors import ConfigError, ProviderError
 from sinks.catalog import QueryResult
-from sinks.formatting import render
+from sinks.formatting import OutputFormat, render
 
 COLUMNS = ["batch_id", "provider", "model", "requests", "status", "submitted_at", "ended_at"]
 
 
 async def read_tickets(bootstrap: str, topic: str) -> list[BatchTicket]:
-    """Every batch ever submitted, oldest first (the topic is small: one record per batch)."""
+    """Every batch ever submitted, oldest first (the topic is small: one record per batch).
+
+    Reads at least up to the end offsets taken at the start, then to the first empty poll: a
+    first fetch slower than one poll must not list no batch at all."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+        bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
         enable_auto_commit=False,
     )  # fmt: skip
     await consumer.start()
     tickets: dict[str, BatchTicket] = {}
     try:
-        while batch := await consumer.getmany(timeout_ms=1000, max_records=5000):
+        await consumer.topics()  # fresh metadata, so the topic's partitions are known
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:  # no batch was ever submitted under this prefix
+            return []
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        while True:
+            batch = await consumer.getmany(timeout_ms=2000, max_records=5000)
             for records in batch.values():
                 for record in records:
                     with contextlib.suppress(ValueError):
                         ticket = BatchTicket.model_validate_json(record.value or b"")
                         tickets.setdefault(ticket.batch_id, ticket)
+            # Tansu reports a partition's last batch base offset as its end, so an empty poll
+            # past the end offsets is what says the topic was read to its end on both brokers.
+            if not batch and not [t for t, end in ends.items() if await consumer.position(t) < end]:
+                break
     finally:
         await consumer.stop()
     return sorted(tickets.values(), key=lambda t: t.submitted_at)
@@ -83,9 +98,9 @@ async def _listing(config: Config, bootstrap: str, status: str | None) -> QueryR
     return QueryResult(COLUMNS, rows)
 
 
-def list_batches(config: Config, status: str | None) -> int:
+def list_batches(config: Config, status: str | None, fmt: OutputFormat = "table") -> int:
     with running_broker(config.kafka.bootstrap) as bootstrap:
-        print(render(asyncio.run(_listing(config, bootstrap, status)), "table"))
+        print(render(asyncio.run(_listing(config, bootstrap, status)), fmt))
     return 0
 
 

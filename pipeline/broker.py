@@ -105,10 +105,28 @@ def running_broker(bootstrap: str) -> Iterator[str]:
 
 
 def run_broker_foreground(port: int) -> int:
-    """`frugal broker`: exec Tansu in the foreground until interrupted."""
+    """`frugal broker`: run Tansu in the foreground; SIGTERM or Ctrl-C stop it (and exit 0)."""
     proc = subprocess.Popen(broker_command(port))
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
+    stopping = False
+
+    def stop_child(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
         proc.send_signal(signal.SIGTERM)
-        return proc.wait()
+
+    previous = signal.signal(signal.SIGTERM, stop_child)
+    try:
+        try:
+            code = proc.wait()
+        except KeyboardInterrupt:
+            stop_child(signal.SIGINT, None)
+        if stopping:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            return 0
+        return code
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -94,13 +94,20 @@ def cmd_publish(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_topics(args: argparse.Namespace, config: Config) -> int:
     from pipeline.broker import running_broker
-    from pipeline.topics import all_topics, ensure_topics
+    from pipeline.topics import ensure_topics, partition_mismatches
 
     with running_broker(config.kafka.bootstrap) as bootstrap:
-        asyncio.run(ensure_topics(bootstrap, config.kafka))
-    print(
-        f"{len(all_topics(config.kafka))} topics ready ({config.kafka.partitions} partitions each)"
-    )
+        counts = asyncio.run(ensure_topics(bootstrap, config.kafka))
+    mismatches = partition_mismatches(config.kafka, counts)
+    for line in mismatches:
+        print(line)
+    if mismatches:
+        print(f"{len(counts)} topics ready; {len(mismatches)} differ from the configuration")
+    else:
+        print(
+            f"{len(counts)} topics ready, as configured: {config.kafka.partitions} partitions"
+            " each (the spend log: 1)"
+        )
     return 0
 
 
@@ -181,7 +188,7 @@ def cmd_batches(args: argparse.Namespace, config: Config) -> int:
         if not args.batch_id:
             raise FrugalError("frugal batches cancel needs a batch id")
         return cancel_batch(config, args.batch_id)
-    return list_batches(config, args.status)
+    return list_batches(config, args.status, args.format)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", nargs="?", choices=("cancel",), help="cancel the batch ID")
     p.add_argument("batch_id", nargs="?")
     p.add_argument("--status", help="only batches in this status (open, ended, cancelled, ...)")
+    p.add_argument(  # a narrow table shortens batch ids; csv and json keep them whole
+        "--format", choices=("table", "csv", "json"), default="table"
+    )
     return parser
 
 

@@ -1,7 +1,8 @@
 """Job ids that already have a durable result: never pay a provider for them again.
 
 Loaded from the lake at start and topped up on every rebalance (partitions taken over from a
-worker that died may hold jobs it answered but never committed). Only new files are read.
+worker that died may hold jobs it answered but never committed: the journals it left are written
+to the lake first). Only new files are read.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pyarrow.parquet as pq
 
 from schemas.config import StorageConfig
 from sinks import lake, lakehouse
+from sinks.journal import recover_orphans
 
 
 class DoneJobs:
@@ -36,6 +38,8 @@ class DoneJobs:
 
     def _read_new_files(self) -> set[str]:
         """Runs in a thread: job ids of result files not read before."""
+        # A worker that died (kill -9) may have answered jobs that are only in its journal.
+        recover_orphans(self._storage.journal_dir, self._storage.lake_dir)
         found: set[str] = set()
         for path in sorted(glob.glob(lake.table_glob(self._storage.lake_dir, "results"))):
             if path in self._files_read:

@@ -6,12 +6,20 @@ import asyncio
 import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 log = logging.getLogger("frugal.drain")
 
 
 class DrainWatch:
-    """Targets = end offsets at start, raised by what this worker feeds back to its topics."""
+    """Targets = end offsets at start, raised by what this worker feeds back to its topics.
+
+    Neither of its clients joins the group or even looks for its coordinator as a consumer:
+    end offsets come from a group-less consumer, committed offsets from the admin API. (A
+    consumer with a group id but no subscription trips over aiokafka's coordinator on a new
+    Kafka cluster, whose offsets topic does not exist yet.)
+    """
 
     def __init__(self, bootstrap: str, group_id: str, topics: list[str]) -> None:
         self._bootstrap = bootstrap
@@ -19,16 +27,21 @@ class DrainWatch:
         self._topics = topics
         self.targets: dict[TopicPartition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
 
     async def start(self) -> None:
-        # Reads the group's committed offsets without joining it (nothing is subscribed).
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap, group_id=self._group_id, enable_auto_commit=False
+            bootstrap_servers=self._bootstrap, enable_auto_commit=False
         )
         await self._consumer.start()
-        tps = await self._partitions()
-        self.targets = await self._true_end_offsets(tps)
-        log.info("drain: %d records to do at start", sum(self.targets.values()))
+        try:
+            tps = await self._partitions()
+            self.targets = await self._true_end_offsets(tps)
+        finally:
+            await self._consumer.stop()
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+        await self._admin.start()
+        log.info("drain: %d records to do at start", await self.remaining())
 
     async def _partitions(self) -> list[TopicPartition]:
         assert self._consumer is not None
@@ -51,21 +64,30 @@ class DrainWatch:
         while batch := await self._consumer.getmany(timeout_ms=300, max_records=10_000):
             for tp, records in batch.items():
                 ends[tp] = max(ends[tp], records[-1].offset + 1)
-        self._consumer.unsubscribe()
         return ends
 
     def note_produced(self, topic: str, partition: int, offset: int) -> None:
         tp = TopicPartition(topic, partition)
         self.targets[tp] = max(self.targets.get(tp, 0), offset + 1)
 
+    async def _committed(self) -> dict[TopicPartition, int] | None:
+        """The group's committed offsets; None while Kafka cannot say (no coordinator yet)."""
+        assert self._admin is not None
+        try:
+            offsets = await self._admin.list_consumer_group_offsets(
+                self._group_id, partitions=list(self.targets)
+            )
+        except KafkaError as exc:
+            log.debug("drain: committed offsets not available yet: %r", exc)
+            return None
+        return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
     async def remaining(self) -> int:
         """Records below the targets that the group has not committed yet."""
-        assert self._consumer is not None
-        left = 0
-        for tp, target in self.targets.items():
-            committed = await self._consumer.committed(tp) or 0
-            left += max(0, target - committed)
-        return left
+        committed = await self._committed()
+        if committed is None:
+            return sum(self.targets.values())
+        return sum(max(0, t - committed.get(tp, 0)) for tp, t in self.targets.items())
 
     async def wait_done(self, poll_s: float = 0.25) -> None:
         while (left := await self.remaining()) > 0:
@@ -73,5 +95,5 @@ class DrainWatch:
             await asyncio.sleep(poll_s)
 
     async def stop(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
+        if self._admin is not None:
+            await self._admin.close()

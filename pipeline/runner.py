@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import replace
 from datetime import datetime
 
+from pipeline import claims
 from pipeline.audit import Auditor
 from pipeline.budgets import Budgets, CallScope, Reservation
 from pipeline.limits import CircuitOpen, Limits
@@ -226,14 +227,19 @@ class JobRunner:
         scope = CallScope(model.provider, model.name, story.job.kind, story.job.tenant, story.job.user)
         started = time.monotonic()
         try:
+            if not claims.still_ours():
+                _let_go(story)
             blame = not story.failed_elsewhere(model.provider, self._healthy)
-            async with limiter.slot(
-                est_tokens + request.max_output_tokens, story.job.id, blame
-            ) as permit:
+            slot = limiter.slot(est_tokens + request.max_output_tokens, story.job.id, blame)
+            async with claims.admitted(slot, nothing_paid=not story.usage_rows) as permit:
                 reservation = await self.budgets.reserve(scope, candidate.worst_case_usd)
                 if reservation is None:
                     limiter.unused(permit)
                     return None
+                if not claims.still_ours():  # the last moment a call can be stopped for free
+                    limiter.unused(permit)
+                    await self.budgets.settle(reservation, 0.0)
+                    _let_go(story)
                 story.note_try(candidate)
                 call = self._adapters[model.provider].complete(model, request)
                 completion = await self._settled(reservation, candidate, call)
@@ -371,6 +377,14 @@ class JobRunner:
             agent=job.agent,
             session=job.session,
         )
+
+
+def _let_go(story: JobStory) -> None:
+    """The record is no longer ours: leave it to its next owner, or, if this run already paid
+    for calls, park it so that their rows (and the job's story) are kept."""
+    if story.usage_rows:
+        raise ParkJob(0.0, story)
+    raise claims.RecordReleased
 
 
 def _with_costs(row: ResultRow, story: JobStory) -> ResultRow:

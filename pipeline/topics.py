@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
@@ -54,24 +55,104 @@ def all_topics(kafka: KafkaConfig) -> list[str]:
     return [*topics, published_topic(kafka), batches_topic(kafka)]
 
 
-async def ensure_topics(bootstrap: str, kafka: KafkaConfig, timeout_s: float = 30.0) -> None:
-    """Create every topic Frugal uses; topics that already exist are left as they are."""
+LEADER_POLL_S = 0.1
+
+
+async def ensure_topics(
+    bootstrap: str, kafka: KafkaConfig, timeout_s: float = 30.0
+) -> dict[str, int]:
+    """Create every topic Frugal uses and wait until each partition's leader serves it (a first
+    publish to a new topic on Kafka otherwise meets NotLeaderForPartition); topics that exist
+    are left as they are. Returns each topic's real partition count."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     try:
         await asyncio.wait_for(admin.start(), timeout_s)
     except (TimeoutError, KafkaConnectionError, OSError) as exc:
         raise KafkaUnavailable(f"cannot reach Kafka at {bootstrap}: {exc or 'timed out'}") from None
     try:
+        wanted = all_topics(kafka)
         existing = set(await admin.list_topics())
-        missing = [t for t in all_topics(kafka) if t not in existing]
+        missing = [t for t in wanted if t not in existing]
         if missing:
             new = [_new_topic(t, kafka) for t in missing]
             try:
                 await admin.create_topics(new)
             except KafkaError as exc:  # created concurrently by another process
                 log.debug("create_topics: %s", exc)
+        counts = await _partitions_once_led(admin, wanted, timeout_s)
     finally:
         await admin.close()
+    await _until_leaders_serve(bootstrap, counts, timeout_s)
+    return counts
+
+
+async def _until_leaders_serve(bootstrap: str, counts: dict[str, int], timeout_s: float) -> None:
+    """Metadata names a new partition's leader a moment before the leader serves it: ask each
+    one for its end offset (retried quietly) so that a first publish is not refused."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t, n in counts.items() for p in range(n)]
+        await asyncio.wait_for(consumer.end_offsets(tps), timeout_s)
+    except (TimeoutError, KafkaError) as exc:
+        log.debug("partition leaders not all serving yet: %r", exc)
+    finally:
+        await consumer.stop()
+
+
+async def _partitions_once_led(
+    admin: AIOKafkaAdminClient, topics: list[str], timeout_s: float
+) -> dict[str, int]:
+    """Each topic's partition count, once every partition has a leader (or at the deadline)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        counts: dict[str, int] = {}
+        led = True
+        for topic in await admin.describe_topics(topics):
+            partitions = topic.get("partitions") or []
+            counts[topic["topic"]] = len(partitions)
+            led &= topic.get("error_code", 0) == 0 and bool(partitions)
+            led &= all(p.get("leader", -1) >= 0 and p.get("error_code", 0) == 0 for p in partitions)
+        if led or loop.time() >= deadline:
+            return counts
+        await asyncio.sleep(LEADER_POLL_S)
+
+
+async def wait_for_group_coordinator(
+    bootstrap: str, group_id: str, timeout_s: float = 30.0
+) -> None:
+    """Until Kafka names the group's coordinator: on a new cluster it first has to create its
+    offsets topic, and consumers that join before then log GroupCoordinatorNotAvailable."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            try:
+                await admin.find_coordinator(group_id)
+                return
+            except KafkaError as exc:
+                if loop.time() >= deadline:
+                    log.debug("no group coordinator yet: %r", exc)
+                    return  # the consumer's own retries take it from here
+                await asyncio.sleep(LEADER_POLL_S)
+    finally:
+        await admin.close()
+
+
+def partition_mismatches(kafka: KafkaConfig, counts: dict[str, int]) -> list[str]:
+    """One line per existing topic whose partition count differs from the configuration."""
+    lines = []
+    for topic, count in sorted(counts.items()):
+        expected = _new_topic(topic, kafka).num_partitions
+        if count != expected:
+            lines.append(
+                f"{topic}: {count} partition{'s' if count != 1 else ''}, not {expected} as "
+                "configured (it existed before; Kafka keeps a topic's partitions as created)"
+            )
+    return lines
 
 
 def _new_topic(name: str, kafka: KafkaConfig) -> NewTopic:

@@ -12,7 +12,7 @@ from pipeline.drain_progress import DrainProgress
 from pipeline.metrics import metrics_server
 from pipeline.progress import progress_view
 from pipeline.runtime import settle_heap
-from pipeline.topics import ensure_topics
+from pipeline.topics import ensure_topics, wait_for_group_coordinator
 from schemas.config import Config
 
 
@@ -25,6 +25,7 @@ async def run_worker(
     """`on_stopped` runs after the workers stop, with the metrics port, while it still serves."""
     with running_broker(config.kafka.bootstrap) as bootstrap:
         await ensure_topics(bootstrap, config.kafka)
+        await wait_for_group_coordinator(bootstrap, config.kafka.group_id)
         pipeline = Pipeline(config, bootstrap)
         worker = StreamWorker(config, bootstrap, kinds, pipeline)
         if drain:

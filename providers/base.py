@@ -198,6 +198,19 @@ class ProviderAdapter(ABC):
         if not response.is_success:
             raise self._http_error(response.status_code, response.text, response, model, rate_limit)
         reply = self._read_reply(response, model, rate_limit)
+        return self.completion_from_reply(model, request, reply, latency_ms, rate_limit)
+
+    def completion_from_reply(
+        self,
+        model: ModelConfig,
+        request: CompletionRequest,
+        reply: Reply,
+        latency_ms: float,
+        rate_limit: RateLimitState | None,
+    ) -> Completion:
+        """A parsed reply as a validated completion, or the billed error it amounts to.
+
+        One place for sync calls and batched answers alike, so both are read the same way."""
         usage = reply.usage or self._estimate_usage(model, request, reply)
         if reply.refusal is not None:
             message = f"{self.name} {model.name}: model declined: {reply.refusal}"

@@ -14,6 +14,7 @@ from providers.batch_base import (
     BatchOutcome,
     BatchState,
     jsonl_lines,
+    match_outcomes,
     parse_time,
 )
 from schemas.completion import CompletionRequest
@@ -76,14 +77,13 @@ class AnthropicBatchClient(BatchClient):
     async def results(
         self, state: BatchState, model: ModelConfig, requests: dict[str, CompletionRequest]
     ) -> list[BatchOutcome]:
-        outcomes = {cid: BatchOutcome(cid) for cid in requests}
+        lines: list[dict[str, Any]] = []
         if state.results_ref:
-            response = await self._send("GET", state.results_ref)
-            for line in jsonl_lines(response.text):
-                cid = str(line.get("custom_id"))
-                if cid in outcomes:
-                    outcomes[cid] = self._outcome(cid, model, requests[cid], line)
-        return list(outcomes.values())
+            lines = jsonl_lines((await self._send("GET", state.results_ref)).text)
+        return match_outcomes(
+            requests, lines, lambda line: str(line.get("custom_id")),
+            lambda cid, line: self._outcome(cid, model, requests[cid], line),
+        )  # fmt: skip
 
     def _outcome(
         self, cid: str, model: ModelConfig, request: CompletionRequest, line: dict[str, Any]

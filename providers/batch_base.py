@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -20,7 +21,7 @@ from providers.classify import provider_error
 from providers.redaction import redact
 from schemas.completion import Completion, CompletionRequest, Usage
 from schemas.config import ModelConfig
-from schemas.errors import ConnectionFailed, ProviderError, Refusal, Timeout
+from schemas.errors import ConnectionFailed, ProviderError, Timeout
 
 # Batch status, one vocabulary for every provider.
 OPEN, ENDED, CANCELLED, EXPIRED, FAILED = "open", "ended", "cancelled", "expired", "failed"
@@ -136,22 +137,8 @@ class BatchClient(ABC):
         self, model: ModelConfig, request: CompletionRequest, payload: dict[str, Any]
     ) -> Completion:
         """A batched answer read exactly as a synchronous one (raises billed errors alike)."""
-        adapter = self.adapter
-        reply = adapter.parse_reply(payload)
-        usage = reply.usage or adapter._estimate_usage(model, request, reply)
-        if reply.refusal is not None:
-            message = f"{self.name} {model.name}: model declined: {reply.refusal}"
-            raise adapter._billed(Refusal, message, model, usage, None)
-        output, text = adapter._output(model, request, reply, usage, None)
-        return Completion(
-            output=output,
-            text=text,
-            usage=usage,
-            provider=self.name,
-            model=model.name,
-            response_id=reply.response_id,
-            finish_reason=reply.finish_reason,
-            latency_ms=0.0,
+        return self.adapter.completion_from_reply(
+            model, request, self.adapter.parse_reply(payload), 0.0, None
         )
 
     def outcome_of_answer(
@@ -175,6 +162,22 @@ class BatchClient(ABC):
         error = self._error(status, text, model.name)
         error.usage = Usage()  # type: ignore[attr-defined]
         return BatchOutcome(custom_id, error=error)
+
+
+def match_outcomes(
+    requests: dict[str, Any],
+    lines: list[dict[str, Any]],
+    custom_id: Callable[[dict[str, Any]], str],
+    read: Callable[[str, dict[str, Any]], BatchOutcome | None],
+) -> list[BatchOutcome]:
+    """One outcome per request, matched by custom id (results come back in any order); a
+    request no line answers stays unanswered, and lines for unknown ids are ignored."""
+    outcomes = {cid: BatchOutcome(cid) for cid in requests}
+    for line in lines:
+        cid = custom_id(line)
+        if cid in outcomes:
+            outcomes[cid] = read(cid, line) or outcomes[cid]
+    return list(outcomes.values())
 
 
 def jsonl_lines(text: str) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from providers.batch_base import (
     BatchEntry,
     BatchOutcome,
     BatchState,
+    match_outcomes,
     parse_time,
 )
 from schemas.completion import CompletionRequest
@@ -82,14 +83,15 @@ class GeminiBatchClient(BatchClient):
     async def results(
         self, state: BatchState, model: ModelConfig, requests: dict[str, CompletionRequest]
     ) -> list[BatchOutcome]:
-        outcomes = {cid: BatchOutcome(cid) for cid in requests}
-        for item in state.inline_results:
-            cid = str((item.get("metadata") or {}).get("key"))
-            if cid not in outcomes:
-                continue
+        def read(cid: str, item: dict[str, Any]) -> BatchOutcome | None:
             if isinstance(item.get("response"), dict):
-                outcomes[cid] = self.outcome_of_answer(cid, model, requests[cid], item["response"])
-            elif isinstance(item.get("error"), dict):
+                return self.outcome_of_answer(cid, model, requests[cid], item["response"])
+            if isinstance(item.get("error"), dict):
                 code = int(item["error"].get("code") or 500)
-                outcomes[cid] = self.outcome_of_error(cid, model, code, {"error": item["error"]})
-        return list(outcomes.values())
+                return self.outcome_of_error(cid, model, code, {"error": item["error"]})
+            return None
+
+        return match_outcomes(
+            requests, state.inline_results,
+            lambda item: str((item.get("metadata") or {}).get("key")), read,
+        )  # fmt: skip

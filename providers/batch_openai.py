@@ -17,6 +17,7 @@ from providers.batch_base import (
     BatchOutcome,
     BatchState,
     jsonl_lines,
+    match_outcomes,
     parse_time,
 )
 from schemas.completion import CompletionRequest
@@ -98,12 +99,10 @@ class OpenAIBatchClient(BatchClient):
             if ref:
                 response = await self._send("GET", f"{self.base_url}/files/{ref}/content")
                 lines += jsonl_lines(response.text)
-        outcomes = {cid: BatchOutcome(cid) for cid in requests}  # unanswered unless found
-        for line in lines:
-            cid = str(line.get("custom_id"))
-            if cid in outcomes:
-                outcomes[cid] = self._outcome(cid, model, requests[cid], line)
-        return list(outcomes.values())
+        return match_outcomes(
+            requests, lines, lambda line: str(line.get("custom_id")),
+            lambda cid, line: self._outcome(cid, model, requests[cid], line),
+        )  # fmt: skip
 
     def _outcome(
         self, cid: str, model: ModelConfig, request: CompletionRequest, line: dict[str, Any]

@@ -22,7 +22,7 @@ class KafkaConfig(Section):
     topic_prefix: str = "frugal"
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
-    group_id: str = "frugal-workers"
+    group_id: str = "frugal-workers"  # default: "<topic_prefix>-workers"
     commit_interval_s: float = Field(default=1.0, gt=0)
     # A worker silent this long leaves the group and its partitions move to the others.
     # (Tansu also holds a new group's first join for about half of it.)
@@ -30,6 +30,13 @@ class KafkaConfig(Section):
     # Records stay under the broker's message.max.bytes: a bigger document's text is stored
     # beside the lake (blob store) and the record carries its hash instead.
     max_message_bytes: int = Field(default=1_000_000, ge=10_000)
+
+    @model_validator(mode="after")
+    def _group_follows_prefix(self) -> KafkaConfig:
+        """Workers of different topic prefixes never share a consumer group by default."""
+        if "group_id" not in self.model_fields_set:
+            self.group_id = f"{self.topic_prefix}-workers"
+        return self
 
     def topic(self, kind: str, suffix: str = "") -> str:
         return f"{self.topic_prefix}.{kind}{'.' + suffix if suffix else ''}"
@@ -39,6 +46,8 @@ class StorageConfig(Section):
     data_dir: Path = Path("./data")
     flush_interval_s: float = Field(default=1.0, gt=0)
     flush_rows: int = Field(default=5000, ge=1)
+    # Rows are fsynced to a local journal before their record is acked (sinks/journal.py).
+    journal: bool = True
     # The compacted lake (sinks/compaction.py): workers fold closed flush files into it.
     compact: bool = True
     compact_interval_s: float = Field(default=60.0, gt=0)
@@ -67,6 +76,10 @@ class StorageConfig(Section):
     @property
     def lake_dir(self) -> Path:
         return self.data_dir / "lake"
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.data_dir / "journal"
 
 
 class ProviderConfig(Section):

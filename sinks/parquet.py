@@ -19,6 +19,7 @@ from schemas.config import StorageConfig
 from schemas.rows import Row
 from sinks import lake
 from sinks.errors import SinkWriteError
+from sinks.journal import Journal, segment_file_name
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ class _Batch:
     groups: dict[GroupKey, list[Row]] = field(default_factory=dict)
     callbacks: list[OnDurable | None] = field(default_factory=list)
     rows: int = 0
+    segment: int | None = None  # the journal segment holding the same rows
 
     def absorb(self, later: _Batch) -> None:
         """Append a later batch, keeping row and callback order."""
@@ -44,7 +46,8 @@ class _Batch:
 
 
 class ParquetSink:
-    """Commit-after-flush: `on_durable` of a record runs only once all its rows are on disk.
+    """Commit-after-flush: `on_durable` of a record runs only once all its rows are on disk:
+    in the journal (fsynced as they come, see sinks/journal.py) or, without one, in Parquet.
 
     Not thread-safe: call `add`, `flush` and `run` from one event loop. Writing happens in a
     worker thread so the loop keeps serving records during a flush.
@@ -66,6 +69,8 @@ class ParquetSink:
         self._known_dirs: set[Path] = set()
         self._unsynced_dirs: set[Path] = set()
         self.files_written = 0
+        self._journal = Journal(storage.journal_dir, self._file_prefix) if storage.journal else None
+        self._journal_open = False
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -79,6 +84,12 @@ class ParquetSink:
                 groups[key] = [row]
             else:
                 bucket.append(row)
+        if self._journal is not None:
+            if not self._journal_open:
+                self._journal.open()
+                self._journal_open = True
+            self._journal.append(rows, on_durable)
+            on_durable = None  # run by the journal once fsynced
         self._buffer.callbacks.append(on_durable)
         self._buffer.rows += len(rows)
         waiting = self._buffer.rows + (0 if self._flushing else self._unwritten.rows)
@@ -92,8 +103,19 @@ class ParquetSink:
 
     @property
     def pending_records(self) -> int:
-        """Records whose `on_durable` has not run yet."""
+        """Records whose rows are not in Parquet yet."""
         return len(self._buffer.callbacks) + len(self._unwritten.callbacks)
+
+    @property
+    def awaiting_ack(self) -> int:
+        """Records whose `on_durable` has not run yet."""
+        return self._journal.unsynced_records if self._journal else self.pending_records
+
+    def close(self) -> None:
+        """After the final flush: a clean stop leaves no journal behind."""
+        if self._journal is not None and self._journal_open:
+            self._journal.close()
+            self._journal_open = False
 
     # -- flushing -------------------------------------------------------------------------
 
@@ -101,47 +123,66 @@ class ParquetSink:
         """Write every buffered group as one file each, then run the records' callbacks in order.
 
         On failure nothing is acknowledged: groups not written stay buffered for the next flush
-        (groups already written are not written twice) and `SinkWriteError` is raised.
+        (groups already written are not written twice) and `SinkWriteError` is raised. With a
+        journal, a batch left by a failed flush is retried alone: it stays one segment.
         """
         async with self._flush_lock:
+            if self._unwritten.callbacks and self._journal_open:
+                await self._write_batch(self._unwritten)  # alone: it is one journal segment
             batch = self._unwritten
             batch.absorb(self._buffer)
             self._buffer = _Batch()
             self._wake.clear()
             if not batch.callbacks:
                 return
-            self._flushing = True
-            try:
-                await self._write_in_thread(batch.groups)
-            except Exception as exc:
-                logger.error(
-                    "Parquet flush failed; %d records stay unacknowledged, their rows buffered: %s",
-                    len(batch.callbacks),
-                    exc,
-                )
-                raise SinkWriteError(f"could not write Parquet files: {exc}") from exc
-            finally:
-                self._flushing = False
-                batch.rows = sum(len(rows) for rows in batch.groups.values())
-            self._unwritten = _Batch()
-            _run_callbacks(batch.callbacks)
+            if self._journal is not None and self._journal_open:
+                batch.segment = self._journal.rotate()
+            self._unwritten = batch
+            await self._write_batch(batch)
 
-    async def _write_in_thread(self, groups: dict[GroupKey, list[Row]]) -> None:
-        writing = asyncio.ensure_future(asyncio.to_thread(self._write_groups, groups))
+    async def _write_batch(self, batch: _Batch) -> None:
+        self._flushing = True
+        try:
+            if self._journal is not None:
+                await self._journal.settled()  # the segment holds every row before it is dropped
+            await self._write_in_thread(batch.groups, batch.segment)
+        except Exception as exc:
+            logger.error(
+                "Parquet flush failed; %d records stay unacknowledged, their rows buffered: %s",
+                len(batch.callbacks),
+                exc,
+            )
+            raise SinkWriteError(f"could not write Parquet files: {exc}") from exc
+        finally:
+            self._flushing = False
+            batch.rows = sum(len(rows) for rows in batch.groups.values())
+        self._unwritten = _Batch()
+        if self._journal is not None and batch.segment is not None:
+            self._journal.drop([batch.segment])
+        _run_callbacks(batch.callbacks)
+
+    async def _write_in_thread(
+        self, groups: dict[GroupKey, list[Row]], segment: int | None
+    ) -> None:
+        writing = asyncio.ensure_future(asyncio.to_thread(self._write_groups, groups, segment))
         try:
             await asyncio.shield(writing)
         except asyncio.CancelledError:
             await asyncio.wait({writing})  # never leave a thread writing once the lock is released
             raise
 
-    def _write_groups(self, groups: dict[GroupKey, list[Row]]) -> None:
+    def _write_groups(self, groups: dict[GroupKey, list[Row]], segment: int | None) -> None:
         """Runs in a worker thread; removes each group from `groups` once its file is in place."""
         unsynced = self._unsynced_dirs
         try:
             for key in list(groups):
                 table, kind, day = key
                 directory = lake.partition_dir(self.lake_dir, table, kind, day)
-                name = f"{self._file_prefix}-{next(self._seq):06d}"
+                name = (
+                    f"{self._file_prefix}-{next(self._seq):06d}"
+                    if segment is None  # a journal segment's files are named after it
+                    else segment_file_name(self._file_prefix, segment)
+                )
                 data = self._to_table(groups[key], name)
                 try:
                     self._ensure_dir(directory)

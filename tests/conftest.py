@@ -31,7 +31,7 @@ def real_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaKitBro
         yield running
 
 
-@pytest.fixture(params=["embedded", "kafka"])
+@pytest.fixture(scope="module", params=["embedded", "kafka"])
 def each_broker(request: pytest.FixtureRequest) -> EmbeddedBroker | KafkaKitBroker:
     """The broker a test must hold on: the embedded Tansu, then a real Kafka where the kit is named."""
     name = "broker" if request.param == "embedded" else "real_kafka"

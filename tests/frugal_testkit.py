@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -117,6 +118,17 @@ def write_config(
         config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
     path.write_text(tomli_w.dumps(config))
     return path
+
+
+def worker_id(process: subprocess.Popen[bytes]) -> str:
+    """The `worker` column of the rows a `frugal worker` process writes."""
+    return f"{socket.gethostname()}-{process.pid}"
+
+
+def kafka_settings(broker: object) -> dict[str, Any]:
+    """[kafka] settings a broker needs: Apache Kafka refuses sessions under 6 s
+    (group.min.session.timeout.ms); the tests' 3 s keeps failovers quick on the embedded one."""
+    return {"session_timeout_s": 6} if type(broker).__name__ == "KafkaKitBroker" else {}
 
 
 def frugal_env(bootstrap: str) -> dict[str, str]:

@@ -11,7 +11,13 @@ import pytest
 from faust.transport.consumer import Consumer
 from intervaltree import IntervalTree
 
-from consumers.offsets import FAUST_NEW_OFFSET, committable_offset, install
+from consumers.offsets import (
+    FAUST_NEW_OFFSET,
+    ReadOffsets,
+    already_taken,
+    committable_offset,
+    install,
+)
 
 TP = "jobs-0"
 
@@ -82,7 +88,43 @@ def test_records_of_an_earlier_generation_do_not_hold_commits_back() -> None:
     assert committable_offset(state, TP) == 7
 
 
-def test_undelivered_offsets_inside_the_run_count_as_acked() -> None:
+def test_a_gap_faust_saw_is_not_counted_as_done() -> None:
+    """faust drops fetched records (paused partition, rebalance mid-batch) and records the jump
+    as a gap: those records were never answered, so no commit may pass them."""
     state = consumer(10, [10, 13], [])
-    state._gap[TP].addi(11, 13)  # 11 and 12 were never delivered (e.g. transaction markers)
-    assert committable_offset(state, TP) == 14
+    state._gap[TP].addi(11, 13)
+    assert committable_offset(state, TP) == 11
+    state._committed_offset[TP] = 11
+    assert committable_offset(state, TP) is None  # 11 and 12 must be read again first
+
+
+def test_a_single_dropped_offset_at_the_head_is_never_passed() -> None:
+    state = consumer(10, [11, 12], [])
+    for _ in range(3):  # however often the commit is tried
+        assert committable_offset(state, TP) is None
+    state._acked[TP].append(10)  # read again and answered
+    assert committable_offset(state, TP) == 13
+
+
+def test_a_record_read_again_is_skipped_when_answered_or_in_flight() -> None:
+    state = consumer(10, [12], [11])
+    in_flight = next(iter(state._unacked_messages))
+    answered, running, new = Delivered(12), Delivered(11), Delivered(13)
+    state._unacked_messages |= {answered, running, new}
+    assert already_taken(state, Delivered(9))  # below the committed offset
+    assert already_taken(state, answered) and answered not in state._unacked_messages
+    assert already_taken(state, running) and running.acked
+    assert not already_taken(state, new) and not already_taken(state, in_flight)
+
+
+def test_a_partition_read_again_keeps_its_read_offset_at_the_hole() -> None:
+    """faust drops fetched records below the read offset: the batch in hand, from far ahead,
+    must not push it past the records a seek back reads again."""
+    read = ReadOffsets(lambda: None)
+    read[TP] = 144
+    read.rereading[TP] = 12
+    assert read[TP] == 12
+    read[TP] = 300  # the rest of the batch in hand
+    assert read[TP] == 12
+    del read.rereading[TP]
+    assert read[TP] == 300

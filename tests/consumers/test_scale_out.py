@@ -15,6 +15,7 @@ from frugal_testkit import (
     SIM_KEY,
     default_models,
     jsonl,
+    kafka_settings,
     lake_query,
     run_frugal,
     sim_providers,
@@ -22,6 +23,7 @@ from frugal_testkit import (
     wait_for,
     write_config,
 )
+from kafka_kit import KafkaKitBroker
 
 from pipeline.broker import EmbeddedBroker
 from pipeline.samples import support_tickets
@@ -44,18 +46,21 @@ def worker_id(process: subprocess.Popen[bytes]) -> str:
 
 
 @pytest.fixture(scope="module")
-def scaled(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def scaled(
+    each_broker: EmbeddedBroker | KafkaKitBroker, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    broker = each_broker
     tmp = tmp_path_factory.mktemp("scale")
     data = tmp / "data"
     with SimThread(SimConfig(api_key=SIM_KEY, latency_ms=40)) as sim:
         base = sim.base_url
         config = write_config(
             tmp / "frugal.toml",
-            prefix="scale-out",
+            prefix=f"scale-out-{tmp.name}",
             data_dir=data,
             providers=sim_providers({"openai": base, "anthropic": base, "gemini": base}),
             models=default_models(),
-            kafka={"partitions": 6},
+            kafka={"partitions": 6, **kafka_settings(broker)},
             worker={"max_in_flight": MAX_IN_FLIGHT},
         )
         args = ["worker", "--config", str(config)]
@@ -114,7 +119,8 @@ def test_every_job_is_done_once_and_correctly(scaled: dict[str, Any]) -> None:
 
 def test_the_survivors_took_over_the_dead_workers_partitions(scaled: dict[str, Any]) -> None:
     by_worker = results_by_worker(scaled["data"])
-    assert by_worker[scaled["victim"]] == scaled["by_victim"] > 0  # nothing after its death
+    # After its death only its journal (answers not yet in Parquet) reaches the lake.
+    assert by_worker[scaled["victim"]] >= scaled["by_victim"] > 0
     assert all(by_worker.get(w, 0) > 0 for w in scaled["survivors"])
     assert sum(by_worker.values()) == JOBS
 

@@ -14,6 +14,7 @@ from frugal_testkit import (
     SIM_KEY,
     default_models,
     jsonl,
+    kafka_settings,
     lake_query,
     run_frugal,
     sim_providers,
@@ -21,6 +22,7 @@ from frugal_testkit import (
     wait_for,
     write_config,
 )
+from kafka_kit import KafkaKitBroker
 
 from pipeline.broker import EmbeddedBroker
 from pipeline.samples import support_tickets
@@ -39,7 +41,10 @@ def result_count(data: Path) -> int:
 
 
 @pytest.fixture(scope="module")
-def stopped(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def stopped(
+    each_broker: EmbeddedBroker | KafkaKitBroker, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    broker = each_broker
     tmp = tmp_path_factory.mktemp("shutdown")
     data = tmp / "data"
     # Slow calls and some 5xx with multi-second backoffs: at SIGTERM there is work in flight and
@@ -48,10 +53,11 @@ def stopped(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) ->
         base = sim.base_url
         config = write_config(
             tmp / "frugal.toml",
-            prefix="shutdown",
+            prefix=f"shutdown-{tmp.name}",
             data_dir=data,
             providers=sim_providers({"openai": base, "anthropic": base, "gemini": base}),
             models=default_models(),
+            kafka=kafka_settings(broker),
             worker={"max_in_flight": 32, "shutdown_grace_s": GRACE_S},
             retry={"base_delay_s": 2.0, "max_delay_s": 2.0, "park_after_s": 5.0},
         )

@@ -72,10 +72,20 @@ def test_frugal_batches_cancel_stops_a_batch_and_its_jobs_are_still_answered(
                 lambda: "batches=1 batch_queued=0" in (tmp_path / "worker.log").read_text(),
                 timeout=30, what="a status line with the open batch",
             )  # fmt: skip
-            wait_for(
-                lambda: run.frugal(["batches", "--status", "open"]).stdout.count("msgbatch_"),
-                timeout=30, what="the batch listed as open",
-            )  # fmt: skip
+            listings: list[str] = []
+
+            def listed_open() -> int:
+                listing = run.frugal(["batches", "--status", "open", "--format", "csv"])
+                listings.append(listing.stdout + listing.stderr)
+                return listing.stdout.count("msgbatch_")
+
+            try:
+                wait_for(listed_open, timeout=60, what="the batch listed as open")
+            except AssertionError as timed_out:
+                every = run.frugal(["batches"])
+                raise AssertionError(
+                    f"{timed_out}; last listing: {listings[-1:]}; all: {every.stdout}{every.stderr}"
+                ) from None
             batch_id = next(iter(sim.server.batches.batches))
             cancelled = run.frugal(["batches", "cancel", batch_id])
             assert cancelled.returncode == 0, cancelled.stderr
@@ -87,7 +97,7 @@ def test_frugal_batches_cancel_stops_a_batch_and_its_jobs_are_still_answered(
         finally:
             worker.terminate()
             worker.wait(30)
-        assert batch_id[:12] in run.frugal(["batches", "--status", "cancelled"]).stdout
+        assert batch_id in run.frugal(["batches", "--status", "cancelled", "--format", "csv"]).stdout
         bill = sim.stats()["batch"]
         assert bill["batches_created"] >= 2  # the cancelled requests went in a new batch
         assert bill["duplicate_requests"] == 0  # ... under new custom ids: a new submission

@@ -18,7 +18,10 @@ def rows() -> Rows:
 @pytest.fixture
 def storage(tmp_path: Path) -> StorageConfig:
     # Long interval, high threshold: tests flush explicitly unless they say otherwise.
-    return StorageConfig(data_dir=tmp_path / "data", flush_interval_s=3600, flush_rows=10_000)
+    # No journal: these tests are about Parquet flushes acking (test_journal.py has the rest).
+    return StorageConfig(
+        data_dir=tmp_path / "data", flush_interval_s=3600, flush_rows=10_000, journal=False
+    )
 
 
 @pytest.fixture

@@ -1,0 +1,67 @@
+"""Whether this worker still owns the record it works on: the one check before a call is sent.
+
+A worker's claim on a record ends when its partition is revoked (a rebalance) or the worker
+shuts down. From then on the record belongs to its next owner, who reads it again from the
+committed offset, so nothing more may be paid for it here. The consumer gives each record's
+task a `Claim` (a context variable, so the pipeline needs no Kafka types); the runner asks it
+at the two places where a call could still be stopped for free:
+
+- `admitted`: waiting behind a provider's limits. While the record has paid for nothing, the
+  consumer may cancel the task there outright (nothing was sent, nothing held).
+- `still_ours`, right before the HTTP send: a call that passes it is on the wire and is let
+  finish; its rows are made durable before the partition is released.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class RecordReleased(Exception):  # a signal to the consumer, not an error
+    """The record stopped being ours before anything was paid for it: leave it unacked."""
+
+
+@dataclass
+class Claim:
+    """One record's hold on its partition, as the consumer sees it."""
+
+    still_ours: Callable[[], bool]
+    # True only while the record waits for admission and has paid for nothing yet.
+    cancellable: bool = False
+
+
+_current: ContextVar[Claim | None] = ContextVar("frugal_claim", default=None)
+
+
+def hold(claim: Claim) -> None:
+    """Attach `claim` to the running task (each record runs in its own task)."""
+    _current.set(claim)
+
+
+def still_ours() -> bool:
+    """False once the record's partition was revoked or the worker is shutting down."""
+    claim = _current.get()
+    return claim is None or claim.still_ours()
+
+
+@asynccontextmanager
+async def admitted(slot: AbstractAsyncContextManager[T], nothing_paid: bool) -> AsyncIterator[T]:
+    """Enter a provider's `slot`; while waiting for it, a record that paid nothing may be
+    cancelled by its consumer (the limiter gives back what it took on cancellation)."""
+    claim = _current.get()
+    async with contextlib.AsyncExitStack() as stack:
+        if claim is not None:
+            claim.cancellable = nothing_paid
+        try:
+            permit = await stack.enter_async_context(slot)
+        finally:
+            if claim is not None:
+                claim.cancellable = False
+        yield permit

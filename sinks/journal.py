@@ -1,0 +1,234 @@
+"""The sink's write-ahead journal: a record's rows are on local disk before its offset may commit.
+
+Parquet files are written once per flush interval; without the journal a `kill -9` loses the
+rows of every record answered since the last flush, and their jobs are paid for again. With it,
+rows are appended to a segment file and fsynced (one fsync for every record that arrived while
+the previous one ran: group commit) before the record is acked, so only calls on the wire are
+lost. Each Parquet flush takes exactly one segment's rows and deletes the segment once its files
+are in place; its files are named after the segment, so a segment left behind by a crash between
+the two is recovered without writing any row twice.
+
+Segments live in `<data_dir>/journal/<session>/`, locked (flock) by the live worker. A worker
+that starts, or takes partitions over, writes the segments of sessions nobody holds any more
+(a worker that died) to the lake before it reads which jobs are done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from pydantic import ValidationError
+
+from schemas.rows import TABLE_ROWS, Row
+from sinks import lake
+
+logger = logging.getLogger(__name__)
+
+OnDurable = Callable[[], object]
+LOCK_NAME = "lock"
+SEGMENT_SUFFIX = ".jsonl"
+
+
+def segment_file_name(session: str, segment: int) -> str:
+    """The Parquet file name (per table partition) of one segment's rows."""
+    return f"{session}-j{segment:06d}"
+
+
+def encode_rows(rows: Sequence[Row]) -> bytes:
+    return b"".join(
+        json.dumps({"table": r.table, "row": r.model_dump(mode="json")}).encode() + b"\n"
+        for r in rows
+    )
+
+
+def decode_rows(data: bytes) -> list[Row]:
+    """Rows of a segment; a torn last line (the process died mid-write) was never acked."""
+    rows: list[Row] = []
+    for line in data.splitlines():
+        try:
+            entry = json.loads(line)
+            rows.append(TABLE_ROWS[entry["table"]].model_validate(entry["row"]))
+        except (ValueError, KeyError, TypeError, ValidationError):
+            logger.warning("journal: skipped an unreadable line (a write cut short by a crash)")
+    return rows
+
+
+@dataclass
+class _Pending:
+    lines: dict[int, list[bytes]] = field(default_factory=dict)  # segment -> encoded rows
+    callbacks: list[OnDurable] = field(default_factory=list)
+
+
+class Journal:
+    """One worker session's segments; not thread-safe: use it from one event loop."""
+
+    def __init__(self, root: Path, session: str) -> None:
+        self.session = session
+        self.dir = root / session
+        self.segment = 0
+        self._files: dict[int, IO[bytes]] = {}
+        self._pending = _Pending()
+        self._syncing: asyncio.Task[None] | None = None
+        self._lock: IO[bytes] | None = None
+
+    def open(self) -> None:
+        lake.make_dirs(self.dir)
+        self._lock = open(self.dir / LOCK_NAME, "ab")  # noqa: SIM115 - held for the session
+        fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    @property
+    def unsynced_records(self) -> int:
+        return len(self._pending.callbacks)
+
+    def append(self, rows: Sequence[Row], on_durable: OnDurable | None) -> None:
+        """Journal the rows of one record; `on_durable` runs once they are fsynced."""
+        if rows:
+            self._pending.lines.setdefault(self.segment, []).append(encode_rows(rows))
+        if on_durable is not None:
+            self._pending.callbacks.append(on_durable)
+        if self._syncing is None or self._syncing.done():
+            try:
+                self._syncing = asyncio.get_running_loop().create_task(self._sync_while_pending())
+            except RuntimeError:  # no loop (a script adding rows before asyncio.run): at the flush
+                self._syncing = None
+
+    def rotate(self) -> int:
+        """Close the current segment (the Parquet flush takes its rows); returns its number."""
+        closed = self.segment
+        self.segment += 1
+        return closed
+
+    async def _sync_while_pending(self) -> None:
+        while self._pending.lines or self._pending.callbacks:
+            await self.sync()
+
+    async def sync(self) -> None:
+        """Write and fsync what is pending, then run the callbacks of the records it holds."""
+        pending, self._pending = self._pending, _Pending()
+        if pending.lines:
+            try:
+                await asyncio.to_thread(self._write, pending.lines)
+            except OSError as exc:  # not acked: the record is redelivered after a restart
+                logger.error("journal write failed; %d records stay unacked: %s",
+                             len(pending.callbacks), exc)  # fmt: skip
+                return
+        for callback in pending.callbacks:
+            try:
+                callback()
+            except Exception:
+                logger.exception("on_durable callback failed")
+
+    async def settled(self) -> None:
+        """Wait until every record appended so far is fsynced (and acked)."""
+        while self._syncing is not None and not self._syncing.done():
+            await asyncio.shield(self._syncing)
+        await self._sync_while_pending()
+
+    def _write(self, lines: dict[int, list[bytes]]) -> None:
+        new = False
+        for segment, chunks in lines.items():
+            f = self._files.get(segment)
+            if f is None:
+                f = self._files[segment] = open(self._path(segment), "ab")  # noqa: SIM115
+                new = True
+            f.write(b"".join(chunks))
+            f.flush()
+            os.fsync(f.fileno())
+        if new:
+            lake.fsync_dir(self.dir)
+
+    def _path(self, segment: int) -> Path:
+        return self.dir / f"{segment:06d}{SEGMENT_SUFFIX}"
+
+    def drop(self, segments: Sequence[int]) -> None:
+        """The segments' rows are in Parquet: forget them (runs in the flush's thread)."""
+        for segment in segments:
+            f = self._files.pop(segment, None)
+            if f is not None:
+                f.close()
+            self._path(segment).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Clean stop, after the final flush: nothing is left to recover."""
+        for f in self._files.values():
+            f.close()
+        self._files.clear()
+        if not any(self.dir.glob(f"*{SEGMENT_SUFFIX}")):
+            shutil.rmtree(self.dir, ignore_errors=True)
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+
+def recover_orphans(root: Path, lake_dir: Path) -> int:
+    """Write the journals of dead workers to the lake; the number of rows recovered.
+
+    Blocking (file I/O): run it in a thread.
+    """
+    if not root.is_dir():
+        return 0
+    recovered = 0
+    for session_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        with _orphan_lock(session_dir) as orphan:
+            if orphan:
+                recovered += _recover_session(session_dir, lake_dir)
+    return recovered
+
+
+@contextlib.contextmanager
+def _orphan_lock(session_dir: Path):  # type: ignore[no-untyped-def]
+    """True (holding its lock) when no live worker holds the session."""
+    try:
+        f = open(session_dir / LOCK_NAME, "rb")  # noqa: SIM115 - never create it: a worker
+        # whose directory has no lock file yet is still starting
+    except OSError:
+        yield False
+        return
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        f.close()
+
+
+def _recover_session(session_dir: Path, lake_dir: Path) -> int:
+    count = 0
+    for path in sorted(session_dir.glob(f"*{SEGMENT_SUFFIX}")):
+        rows = decode_rows(path.read_bytes())
+        write_segment(rows, lake_dir, segment_file_name(session_dir.name, int(path.stem)))
+        count += len(rows)
+        path.unlink()
+    shutil.rmtree(session_dir, ignore_errors=True)
+    if count:
+        logger.info("journal: recovered %d rows a stopped worker had not flushed", count)
+    return count
+
+
+def write_segment(rows: Sequence[Row], lake_dir: Path, name: str) -> None:
+    """One Parquet file per table partition, skipping the ones already in place."""
+    groups: dict[tuple[str, str, object], list[Row]] = {}
+    for row in rows:
+        groups.setdefault((row.table, row.kind, lake.row_date(row)), []).append(row)
+    for (table, kind, day), group in groups.items():
+        directory = lake.partition_dir(lake_dir, table, kind, day)  # type: ignore[arg-type]
+        path = directory / f"{name}.parquet"
+        if path.exists():
+            continue
+        lake.make_dirs(directory)
+        lake.write_parquet_atomically(lake.rows_to_table(group, type(group[0]).arrow_schema), path)
+        lake.fsync_dir(directory)
