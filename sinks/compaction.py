@@ -25,6 +25,7 @@ from schemas.config import StorageConfig
 from schemas.rows import TABLE_ROWS
 from sinks import lake, lakehouse
 from sinks.errors import QueryError
+from sinks.journal import recover_orphans, segment_still_journaled
 
 logger = logging.getLogger(__name__)
 L = lakehouse.ALIAS
@@ -79,6 +80,8 @@ REMEMBER_REMOVED_S = 600.0
 
 def _one_pass(storage: StorageConfig, min_age: float, grace: float) -> CompactionReport:
     report = CompactionReport()
+    # A dead worker's journal becomes flush files first, so its rows are folded like any other.
+    recover_orphans(storage.journal_dir, storage.lake_dir)
     con = lakehouse.connect(storage)
     try:
         lakehouse.ensure_tables(con)
@@ -104,12 +107,13 @@ def _compaction_lock(storage: StorageConfig) -> Iterator[None]:
 
 
 def closed_flush_files(storage: StorageConfig, table: str, min_age_s: float) -> list[str]:
-    """Flush files of a table at least `min_age_s` old (seeds excluded), oldest name first."""
+    """Flush files of a table at least `min_age_s` old, oldest name first; not the seeds, nor
+    files whose journal segment is still there (see `segment_still_journaled`)."""
     newest = time.time() - min_age_s
     seed = str(lake.seed_path(storage.lake_dir.resolve(), table))
     found = []
     for path in sorted(glob.glob(lake.table_glob(storage.lake_dir, table))):
-        if path == seed:
+        if path == seed or segment_still_journaled(storage.journal_dir, Path(path)):
             continue
         with contextlib.suppress(FileNotFoundError):
             if os.stat(path).st_mtime <= newest:
@@ -209,9 +213,26 @@ def merge_and_clean(con: duckdb.DuckDBPyConnection, grace_s: float) -> None:
     # first, so that merging can then take them in.
     con.execute(f"CALL ducklake_rewrite_data_files('{L}', delete_threshold => 0.1)")
     con.execute(f"CALL ducklake_merge_adjacent_files('{L}')")
+    superseded = superseded_snapshots(con, grace_s)
+    if superseded:
+        con.execute(f"CALL ducklake_expire_snapshots('{L}', versions => $v)", {"v": superseded})
     older = f"now() - to_microseconds({int(grace_s * 1e6)})"
-    con.execute(f"CALL ducklake_expire_snapshots('{L}', older_than => {older})")
     con.execute(f"CALL ducklake_cleanup_old_files('{L}', older_than => {older})")
+
+
+def superseded_snapshots(con: duckdb.DuckDBPyConnection, grace_s: float) -> list[int]:
+    """Snapshots that stopped being the current one more than `grace_s` ago.
+
+    A reader holds the snapshot that was current when its query began, however old that
+    snapshot is: expiring by creation time (`older_than`) would pull the files of an idle
+    lake's current snapshot from under a query that started a moment before a commit.
+    """
+    rows = con.execute(
+        "SELECT snapshot_id FROM (SELECT snapshot_id, lead(snapshot_time) OVER "
+        f"(ORDER BY snapshot_id) AS superseded_at FROM ducklake_snapshots('{L}')) "
+        f"WHERE superseded_at <= now() - to_microseconds({int(grace_s * 1e6)})"
+    ).fetchall()
+    return [int(r[0]) for r in rows]
 
 
 def delete_folded_files(con: duckdb.DuckDBPyConnection, grace_s: float) -> int:

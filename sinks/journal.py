@@ -170,6 +170,20 @@ class Journal:
             self._lock = None
 
 
+def segment_still_journaled(root: Path, flush_file: Path) -> bool:
+    """True while the journal segment a flush file was named after still exists.
+
+    The segment goes once its Parquet files are in place; one left behind (a crash between the
+    two, or a flush still finishing) may be written again by `recover_orphans`, under the same
+    name. Compaction waits for it to go, so a flush file it folded and removed can never come
+    back and be folded twice.
+    """
+    session, sep, segment = flush_file.stem.rpartition("-j")
+    if not sep or not segment.isdigit():
+        return False  # not named after a segment (a sink without a journal)
+    return (root / session / f"{int(segment):06d}{SEGMENT_SUFFIX}").exists()
+
+
 def recover_orphans(root: Path, lake_dir: Path) -> int:
     """Write the journals of dead workers to the lake; the number of rows recovered.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,8 @@ from pipeline.done import DoneJobs
 from schemas.config import StorageConfig
 from schemas.rows import Row
 from sinks.catalog import query
-from sinks.compaction import compact
+from sinks import lakehouse
+from sinks.compaction import compact, merge_and_clean
 from sinks.parquet import ParquetSink
 
 KINDS = ("classify", "extract")
@@ -214,3 +216,70 @@ async def test_done_jobs_include_results_folded_and_removed_before_a_refresh(
     fresh = DoneJobs(storage)
     await fresh.refresh()  # a worker started after the fold: every id from the lake
     assert len(fresh) == 15
+
+
+async def test_a_dead_workers_journal_is_folded_once_even_if_its_files_were_written(
+    storage: StorageConfig, rows: Rows
+) -> None:
+    """A crash between a flush's Parquet files and the unlink of their journal segment."""
+    storage = storage.model_copy(update={"journal": True})
+    sink = ParquetSink(storage, "dead")
+    sink.add(flush_rows(rows, 0))
+    await sink._journal.settled()  # type: ignore[union-attr]
+    (segment,) = storage.journal_dir.glob("*/*.jsonl")
+    kept = segment.read_bytes()
+    await sink.flush()
+    segment.write_bytes(kept)  # the process died before the unlink ...
+    sink._journal._lock.close()  # type: ignore[union-attr]  # ... and so its lock went
+
+    for _ in range(3):  # fold, remove, and again: the segment must not bring the files back
+        await asyncio.to_thread(compact, storage, 0.0, 0.0)
+        await DoneJobs(storage).refresh()  # a starting worker recovers orphans too
+
+    assert not list(storage.journal_dir.glob("*/*.jsonl"))
+    assert files_per_directory(storage.lake_dir) == Counter()
+    assert scalar(storage, "SELECT count(*) FROM results_all") == 5
+    assert scalar(storage, "SELECT count(*) FROM usage_all") == 10
+
+
+async def test_a_flush_file_waits_while_its_live_worker_still_journals_its_segment(
+    storage: StorageConfig, rows: Rows
+) -> None:
+    storage = storage.model_copy(update={"journal": True})
+    sink = ParquetSink(storage, "alive")
+    sink.add(flush_rows(rows, 0))
+    await sink._journal.settled()  # type: ignore[union-attr]
+    (segment,) = storage.journal_dir.glob("*/*.jsonl")
+    kept = segment.read_bytes()
+    await sink.flush()
+    segment.write_bytes(kept)  # as if the flush had not dropped it yet
+
+    await asyncio.to_thread(compact, storage, 0.0, 0.0)
+    assert len(files_per_directory(storage.lake_dir)) > 0  # not folded: the worker lives
+
+    segment.unlink()  # the flush finishes
+    await asyncio.to_thread(compact, storage, 0.0, 0.0)
+    assert files_per_directory(storage.lake_dir) == Counter()
+    assert scalar(storage, "SELECT count(*) FROM results_all") == 5
+    sink.close()
+
+
+def test_a_reader_keeps_its_snapshot_while_a_pass_rewrites_and_expires(tmp_path: Path) -> None:
+    """An idle lake's current snapshot may be old; a query that took it just before a pass
+    must still find its files (expiring by creation time once removed them)."""
+    storage = StorageConfig(data_dir=tmp_path / "data")
+    writer = lakehouse.connect(storage)
+    writer.execute("CREATE TABLE lake.t (x INT)")
+    writer.execute("CREATE TABLE lake.u (x INT)")
+    writer.execute("INSERT INTO lake.t SELECT range FROM range(100)")
+    writer.execute("DELETE FROM lake.t WHERE x < 50")  # a file mostly deleted: rewritten
+    time.sleep(1.0)  # not a wait: it ages the current snapshot past the grace below
+    reader = lakehouse.connect(storage, read_only=True)
+    reader.execute("BEGIN TRANSACTION")
+    assert reader.execute("SELECT count(*) FROM lake.u").fetchone() == (0,)  # snapshot taken
+
+    merge_and_clean(writer, grace_s=0.5)
+
+    assert reader.execute("SELECT count(*) FROM lake.t").fetchone() == (50,)
+    reader.close()
+    writer.close()
