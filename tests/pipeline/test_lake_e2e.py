@@ -10,6 +10,8 @@ import asyncio
 import itertools
 import json
 import os
+import signal
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,11 @@ async def publish_raw(bootstrap: str, topic: str, values: list[bytes]) -> None:
         await producer.stop()
 
 
+def folded_results(config: Config) -> bool:
+    (row,) = query(config.storage, "SELECT count(*) FROM lake.results_log").rows
+    return bool(row[0])
+
+
 def every_row(storage: Any) -> dict[str, list[tuple[Any, ...]]]:
     return {table: query(storage, sql).rows for table, sql in EVERY_ROW.items()}
 
@@ -106,15 +113,18 @@ def compacted(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) 
         assert published.returncode == 0, published.stderr
         asyncio.run(publish_raw(broker.bootstrap, config.kafka.topic("classify"), POISON))
         worker = start_frugal(
-            ["worker", "--config", str(path), "--drain"],
-            bootstrap=broker.bootstrap,
-            log=tmp / "worker.log",
+            ["worker", "--config", str(path)], bootstrap=broker.bootstrap, log=tmp / "worker.log"
         )
         counts: list[tuple[int, ...]] = []
+        deadline = time.monotonic() + 60 + JOBS / 50
         while worker.poll() is None:  # a reader loop while the worker writes and compacts
             (row,) = query(config.storage, COUNTS).rows
             counts.append(tuple(int(n) for n in row))
-        assert worker.wait() == 0, (tmp / "worker.log").read_text()[-3000:]
+            if counts[-1][0] == JOBS and counts[-1][3] == len(POISON) and folded_results(config):
+                worker.send_signal(signal.SIGTERM)  # all answered, and compacted while running
+                break
+            assert time.monotonic() < deadline, (tmp / "worker.log").read_text()[-3000:]
+        assert worker.wait(timeout=60) == 0, (tmp / "worker.log").read_text()[-3000:]
     flush_files_before = sum(files_per_directory(config.storage.lake_dir).values())
     rows_before = every_row(config.storage)
 
@@ -127,6 +137,12 @@ def compacted(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) 
         return not files_per_directory(config.storage.lake_dir) and max(lake_files.values()) <= 5
 
     wait_for(compacted_once_more, timeout=60, what="flush files folded, lake files merged")
+    lake_files = files_per_directory(config.storage.data_dir / "compacted")
+    print(
+        f"\n{JOBS} jobs: {len(counts)} reader queries while the worker ran, last {counts[-1]}; "
+        f"{flush_files_before} flush files left at stop; after compaction "
+        f"{sum(lake_files.values())} lake files, at most {max(lake_files.values())} per partition"
+    )
     return {
         "config": config,
         "path": path,

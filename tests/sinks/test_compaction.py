@@ -16,8 +16,8 @@ from rowkit import Rows
 from pipeline.done import DoneJobs
 from schemas.config import StorageConfig
 from schemas.rows import Row
-from sinks.catalog import query
 from sinks import lakehouse
+from sinks.catalog import query
 from sinks.compaction import compact, merge_and_clean
 from sinks.parquet import ParquetSink
 
