@@ -107,8 +107,7 @@ async def write_day(storage: StorageConfig, flushes: int, jobs: int) -> list[flo
 
 def ducklake_insert_per_flush(storage: StorageConfig, samples: int, jobs: int) -> list[float]:
     """The alternative design: every flush a DuckLake transaction (no flush files)."""
-    con = lakehouse.connect(storage)
-    lakehouse.ensure_tables(con)
+    con = lakehouse.open_lake(storage)
     times = []
     try:
         for n in range(samples):

@@ -152,6 +152,7 @@ def ensure_catalog(storage: StorageConfig) -> None:
     path = storage.catalog_path
     path.parent.mkdir(parents=True, exist_ok=True)
     statements = view_statements(lake_dir)
+    lakehouse.open_lake(storage).close()  # the views read its tables
     for attempt in range(_LOCK_RETRIES):
         try:
             con = duckdb.connect(str(path))
@@ -164,14 +165,12 @@ def ensure_catalog(storage: StorageConfig) -> None:
             continue
         try:
             lakehouse.attach(con, storage, read_only=False)
-            lakehouse.ensure_tables(con)
             con.execute("BEGIN TRANSACTION")
             for statement in statements:
                 con.execute(statement)
             con.execute("COMMIT")
         except duckdb.Error as exc:
-            # Lock, or another process creating the same lake tables at once (shared catalog).
-            busy = _is_lock_conflict(exc) or "failed to commit" in str(exc).lower()
+            busy = _is_lock_conflict(exc)
             if busy and attempt < _LOCK_RETRIES - 1:
                 con.close()
                 _backoff(attempt)

@@ -82,9 +82,8 @@ def _one_pass(storage: StorageConfig, min_age: float, grace: float) -> Compactio
     report = CompactionReport()
     # A dead worker's journal becomes flush files first, so its rows are folded like any other.
     recover_orphans(storage.journal_dir, storage.lake_dir)
-    con = lakehouse.connect(storage)
+    con = lakehouse.open_lake(storage)
     try:
-        lakehouse.ensure_tables(con)
         report.folded_files = fold_flush_files(con, storage, min_age)
         report.retention_cutoff = apply_retention(con, storage)
         merge_and_clean(con, grace)

@@ -8,9 +8,13 @@ each flush file exactly once (sinks/catalog.py).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import importlib.util
 import os
+import random
 import sqlite3
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -137,23 +141,80 @@ def attach(con: duckdb.DuckDBPyConnection, storage: StorageConfig, read_only: bo
     )
 
 
+def open_lake(storage: StorageConfig) -> duckdb.DuckDBPyConnection:
+    """A writable connection to the lake, its catalog and tables created if missing.
+
+    Many processes may start on a brand-new catalog at once. On one machine they take turns
+    (a lock file beside the flush files); across machines (a shared PostgreSQL catalog) the
+    one whose commit loses finds, on a retry, what the winner created.
+    """
+    with _creation_lock(storage):
+        for attempt in range(_CREATE_RETRIES):
+            con: duckdb.DuckDBPyConnection | None = None
+            try:
+                con = connect(storage)
+                ensure_tables(con)
+                return con
+            except (duckdb.Error, QueryError) as exc:
+                if con is not None:
+                    con.close()
+                if attempt == _CREATE_RETRIES - 1:
+                    raise QueryError(f"cannot create the lake: {_scrub(exc, storage)}") from exc
+                time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+_CREATE_RETRIES = 10
+
+
+@contextlib.contextmanager
+def _creation_lock(storage: StorageConfig) -> Iterator[None]:
+    storage.data_dir.mkdir(parents=True, exist_ok=True)
+    with open(storage.data_dir / ".lake-create.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the lake tables (idempotent), partitioned by kind and event day."""
+    """Create the missing lake tables in one transaction; nothing is written when none is."""
+    have = {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = $db", {"db": ALIAS}
+        ).fetchall()
+    }
+    statements = [sql for name, sql in _table_ddl() if name not in have]
+    if not statements:
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for statement in statements:
+            con.execute(statement)
+        con.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        raise
+
+
+def _table_ddl() -> list[tuple[str, str]]:
+    """(table, statement) for every lake table, partitioned by kind and event day."""
+    ddl = []
     for table, row_type in TABLE_ROWS.items():
         columns = [*_columns_sql(row_type.arrow_schema), "_source VARCHAR"]
-        name = f"{ALIAS}.{log_table(table)}"
-        con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({', '.join(columns)})")
-        when = EVENT_TIME[table]
-        con.execute(
-            f"ALTER TABLE {name} SET PARTITIONED BY (kind, year({when}), month({when}), day({when}))"
-        )
+        name, when = log_table(table), EVENT_TIME[table]
+        ddl.append((name, f"CREATE TABLE {ALIAS}.{name} ({', '.join(columns)})"))
+        ddl.append((name, f"ALTER TABLE {ALIAS}.{name} SET PARTITIONED BY "
+                          f"(kind, year({when}), month({when}), day({when}))"))  # fmt: skip
     keys = [f'"{k}" {"DATE" if k == "day" else "VARCHAR"}' for k in DAILY_KEYS]
     sums = [f'"{s}" {"DOUBLE" if s == "cost_usd" else "BIGINT"}' for s in DAILY_SUMS]
-    con.execute(f"CREATE TABLE IF NOT EXISTS {ALIAS}.{DAILY_PARTS} ({', '.join([*keys, *sums])})")
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {ALIAS}.{FOLDED} "
-        "(path VARCHAR, folded_at TIMESTAMPTZ, removed_at TIMESTAMPTZ)"
-    )
+    ddl.append((DAILY_PARTS, f"CREATE TABLE {ALIAS}.{DAILY_PARTS} ({', '.join([*keys, *sums])})"))
+    ddl.append((FOLDED, f"CREATE TABLE {ALIAS}.{FOLDED} "
+                        "(path VARCHAR, folded_at TIMESTAMPTZ, removed_at TIMESTAMPTZ)"))  # fmt: skip
+    return ddl
 
 
 class FoldedJobIds:
