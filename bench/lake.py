@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -152,13 +153,16 @@ def delta_append_per_flush(root: Path, samples: int, jobs: int) -> list[float] |
     return times
 
 
-def timed(runs: int, action: Callable[[], Any]) -> float:
-    samples = []
+def timed(runs: int, action: Callable[[], Any]) -> tuple[float, float]:
+    """Median wall and CPU seconds (this process, DuckDB's threads included): on a shared
+    machine the CPU time is the steadier figure."""
+    wall, cpu = [], []
     for _ in range(runs):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         action()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+        wall.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
+    return round(statistics.median(wall), 4), round(statistics.median(cpu), 4)
 
 
 def worker_start_up(storage: StorageConfig) -> None:
@@ -182,12 +186,15 @@ def lake_shape(storage: StorageConfig) -> dict[str, int]:
 
 
 def measure(storage: StorageConfig, runs: int) -> dict[str, Any]:
-    return {
-        **lake_shape(storage),
-        "report_query_s": timed(runs, lambda: query(storage, REPORT_QUERY)),
-        "count_results_s": timed(runs, lambda: query(storage, "SELECT count(*) FROM results")),
-        "worker_start_up_s": timed(runs, lambda: worker_start_up(storage)),
+    actions: dict[str, Callable[[], Any]] = {
+        "report_query": lambda: query(storage, REPORT_QUERY),
+        "count_results": lambda: query(storage, "SELECT count(*) FROM results"),
+        "worker_start_up": lambda: worker_start_up(storage),
     }
+    figures: dict[str, Any] = lake_shape(storage)
+    for name, action in actions.items():
+        figures[f"{name}_s"], figures[f"{name}_cpu_s"] = timed(runs, action)
+    return figures
 
 
 def ms(values: Sequence[float] | None) -> float | None:
@@ -196,6 +203,7 @@ def ms(values: Sequence[float] | None) -> float | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    load_at_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="frugal-lake-bench-") as tmp:
         root = Path(tmp)
         storage = StorageConfig(data_dir=root / "day", flush_interval_s=1.0)
@@ -221,6 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "compaction_ms_per_flush": round(compaction.seconds * 1000 / args.flushes, 3),
         }
     result = {
+        "load_average_at_start_and_end": [load_at_start, os.getloadavg()[0]],
         "flushes": args.flushes,
         "jobs_per_flush": args.jobs_per_flush,
         "write_day_s": round(write_s, 1),
