@@ -202,7 +202,7 @@ def invoice_image(fields: dict[str, Any], fmt: str = "PNG") -> bytes:
 
     from PIL import Image, ImageDraw, PngImagePlugin
 
-    from providers.sim_vision import GOLD_TEXT_KEY
+    from providers.sim.vision import GOLD_TEXT_KEY
 
     lines = invoice_lines(fields)
     picture = Image.new("RGB", (640, 360), (250, 248, 240))

@@ -25,7 +25,7 @@ from test_openai_replay import CASES as OPENAI_CASES
 
 from pipeline.call import USAGE_FIELDS
 from providers.sim import SimThread
-from providers.sim_wire import mask_key
+from providers.sim.wire import mask_key
 from schemas.config import SimConfig, SimModelConfig
 
 NO_KAFKA = "127.0.0.1:9"  # `call` never touches Kafka

@@ -20,7 +20,7 @@ from full_run import SIMS, FullRun, full_run, workload
 
 from pipeline.broker import EmbeddedBroker
 from pipeline.topics import all_topics
-from providers.sim_wire import mask_key
+from providers.sim.wire import mask_key
 from schemas.config import KafkaConfig
 
 WRONG_KEY = "sk-sim-WRONG-fedcba9876543210"

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from providers.sim_state import SimStats
-from providers.sim_wire import LimitView, Reply
+from providers.sim.state import SimStats
+from providers.sim.wire import LimitView, Reply
 
 if TYPE_CHECKING:
-    from providers.sim_server import SimServer
+    from providers.sim.server import SimServer
 
 _OPENAI = re.compile(
     r"(?P<acct>.*?)/v1/(?:(?P<files>files)|batches)(?:/(?P<id>[^/]+))?(?P<tail>/cancel|/content)?"

@@ -13,11 +13,11 @@ from typing import Any
 
 from aiohttp import web
 
-from providers.sim_answers import answer
-from providers.sim_batch import SimBatches
-from providers.sim_cache import PromptCache
-from providers.sim_state import RequestBucket, SimStats
-from providers.sim_wire import (
+from providers.sim.answers import answer
+from providers.sim.batch import SimBatches
+from providers.sim.cache import PromptCache
+from providers.sim.state import RequestBucket, SimStats
+from providers.sim.wire import (
     BadRequest,
     ErrorKind,
     LimitView,
@@ -28,9 +28,9 @@ from providers.sim_wire import (
     count_tokens,
     truncate,
 )
-from providers.sim_wire_anthropic import AnthropicWire
-from providers.sim_wire_gemini import GeminiWire
-from providers.sim_wire_openai import OpenAIWire
+from providers.sim.wire_anthropic import AnthropicWire
+from providers.sim.wire_gemini import GeminiWire
+from providers.sim.wire_openai import OpenAIWire
 from schemas.config import SimConfig, SimModelConfig
 
 _DEFAULT_MODEL = SimModelConfig()

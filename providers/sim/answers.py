@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from providers.sim_wrong import misread
+from providers.sim.wrong import misread
 
 _FIELD_LINE = re.compile(r"^[ \t>*-]*([A-Za-z][\w \-]{0,60}?)[ \t]*[:=][ \t]*(\S.*?)[ \t]*$", re.M)
 _WORD = re.compile(r"[A-Za-z][A-Za-z'\-]{2,}")

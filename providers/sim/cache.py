@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import time
 
-from providers.sim_wire import SimRequest, SimUsage
+from providers.sim.wire import SimRequest, SimUsage
 
 CACHE_TTL_S = 300.0
 

@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from providers.sim_wire import LimitView, SimUsage
+from providers.sim.wire import LimitView, SimUsage
 
 UNLIMITED_RPM = 10_000  # what the headers report when the simulated provider sets no limit
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from providers.sim_answers import Answer
-from providers.sim_vision import look_at
-from providers.sim_wire import (
+from providers.sim.answers import Answer
+from providers.sim.vision import look_at
+from providers.sim.wire import (
     BadRequest,
     ErrorKind,
     LimitView,

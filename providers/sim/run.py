@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from providers.sim_server import SimServer, route_of
+from providers.sim.server import SimServer, route_of
 from schemas.config import SimConfig
 
 __all__ = ["SimServer", "SimThread", "route_of", "run_sim", "start_sim"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal, Protocol
 
-from providers.sim_answers import Answer
+from providers.sim.answers import Answer
 
 Mode = Literal["text", "json", "tool"]
 ErrorKind = Literal[
