@@ -25,9 +25,9 @@ import tomli_w
 
 from bench.harness import REPO, bench_env
 from bench.workload import BENCH_KEY, jobs, write_worker_config
-from pipeline.broker import EmbeddedBroker, free_port, wait_for_port
-from pipeline.producer import Producer
-from pipeline.topics import ensure_topics, job_topic
+from bus.broker import EmbeddedBroker, free_port, wait_for_port
+from bus.producer import Producer
+from bus.topics import ensure_topics, job_topic
 from schemas.config import KafkaConfig
 
 SLOW = {"latency_ms": 250.0, "rpm": 1200}  # ~20 answers a second: far behind any backlog

@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.broker import EmbeddedBroker
-from pipeline.producer import Producer
+from bus.broker import EmbeddedBroker
+from bus.producer import Producer
 from schemas.config import StorageConfig
 from schemas.rows import ResultRow, Row, UsageRow
 from sinks.journal import Journal, encode_rows

@@ -28,10 +28,10 @@ from aiokafka import AIOKafkaProducer
 
 from bench.harness import REPO, bench_env
 from bench.workload import BENCH_KEY, jobs, write_worker_config
-from pipeline.broker import EmbeddedBroker
-from pipeline.producer import Producer
+from bus.broker import EmbeddedBroker
+from bus.producer import Producer
+from bus.topics import ensure_topics, job_topic, spend_topic
 from pipeline.spend import SpendEvent, SpendLedger
-from pipeline.topics import ensure_topics, job_topic, spend_topic
 from providers.sim import SimThread
 from schemas.config import KafkaConfig, SimConfig
 

@@ -13,15 +13,15 @@ from typing import Any
 
 import faust
 
+from bus.drain import DrainWatch
+from bus.topics import batches_topic, job_topic, retry_topic
 from consumers import delivery, offsets
 from consumers.intake import IntakeGate
 from consumers.quick_start import QuickTableManager
 from pipeline import claims
 from pipeline.app import InboundRecord, Pipeline
 from pipeline.dead_letters import RecordOrigin
-from pipeline.drain import DrainWatch
 from pipeline.limit_share import describe_share, partition_share
-from pipeline.topics import batches_topic, job_topic, retry_topic
 from schemas.config import Config
 from schemas.jobs import decode_object
 from sinks.errors import SinkWriteError

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 
 import httpx
 
+from bus.producer import Producer
+from bus.topics import batches_topic, dlq_topic, job_topic, retry_topic, spend_topic
 from pipeline import claims, dead_letters
 from pipeline.batch_mode import BatchMode
 from pipeline.batch_results import BatchFollower
@@ -23,12 +25,10 @@ from pipeline.done import DoneJobs
 from pipeline.ingest import document_jobs
 from pipeline.limits import Limits
 from pipeline.metrics import PipelineMetrics
-from pipeline.producer import Producer
 from pipeline.quality import verdicts_from_lake
 from pipeline.routing import Router
 from pipeline.runner import JobFailed, JobRunner, ParkJob
 from pipeline.spend import SpendLedger
-from pipeline.topics import batches_topic, dlq_topic, job_topic, retry_topic, spend_topic
 from pipeline.validity import outcomes_from_lake
 from providers.base import ProviderAdapter
 from providers.batch_registry import build_batch_client

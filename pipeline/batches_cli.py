@@ -8,8 +8,8 @@ import contextlib
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from pipeline.broker import running_broker
-from pipeline.topics import batches_topic
+from bus.broker import running_broker
+from bus.topics import batches_topic
 from providers.batch_base import BatchClient, BatchState
 from providers.batch_registry import BATCH_CLIENTS
 from providers.registry import build_adapter

@@ -29,7 +29,7 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def cmd_broker(args: argparse.Namespace, config: Config) -> int:
-    from pipeline.broker import run_broker_foreground
+    from bus.broker import run_broker_foreground
 
     print(
         f"embedded broker on 127.0.0.1:{args.port} (memory only; Ctrl-C stops it)", file=sys.stderr
@@ -72,7 +72,7 @@ def read_task_templates(path: str) -> list[dict[str, Any]]:
 
 
 def cmd_publish(args: argparse.Namespace, config: Config) -> int:
-    from pipeline.broker import running_broker
+    from bus.broker import running_broker
     from pipeline.publish import PublishSummary, collect, publish
 
     if args.kind and args.kind not in JOB_KINDS:
@@ -93,8 +93,8 @@ def cmd_publish(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_topics(args: argparse.Namespace, config: Config) -> int:
-    from pipeline.broker import running_broker
-    from pipeline.topics import ensure_topics, partition_mismatches
+    from bus.broker import running_broker
+    from bus.topics import ensure_topics, partition_mismatches
 
     with running_broker(config.kafka.bootstrap) as bootstrap:
         counts = asyncio.run(ensure_topics(bootstrap, config.kafka))

@@ -14,14 +14,14 @@ import tomli_w
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bus.broker import EmbeddedBroker
+from bus.topics import ensure_topics
 from consumers.worker import StreamWorker
 from pipeline.app import Pipeline
-from pipeline.broker import EmbeddedBroker
 from pipeline.demo_deadline import print_saving, publish_deadline_run, with_batches
 from pipeline.publish import PublishSummary, collect, publish
 from pipeline.report import render_report
 from pipeline.samples import FILE_TASKS
-from pipeline.topics import ensure_topics
 from providers.sim import SimThread
 from schemas.config import JOB_KINDS, Config, SimBatchConfig, SimConfig, SimModelConfig
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pipeline.drain import DrainWatch
+from bus.drain import DrainWatch
 from pipeline.metrics import PipelineMetrics
 from pipeline.progress import ProgressView, Snapshot
 

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from bus.known_ids import KnownId, read_known, remember_published
+from bus.producer import Producer
+from bus.topics import ensure_topics, job_topic, published_topic
 from pipeline.blobs import BlobStore
 from pipeline.documents import file_document
-from pipeline.known_ids import KnownId, read_known, remember_published
-from pipeline.producer import Producer
 from pipeline.progress import Snapshot, progress_view
-from pipeline.topics import ensure_topics, job_topic, published_topic
 from schemas.config import JOB_KINDS, Config
 from schemas.errors import FrugalError
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from rich.console import Console
 
-from pipeline.broker import running_broker
-from pipeline.producer import Producer
-from pipeline.topics import ensure_topics, job_topic
+from bus.broker import running_broker
+from bus.producer import Producer
+from bus.topics import ensure_topics, job_topic
 from schemas.config import Config
 from sinks.catalog import query
 from sinks.formatting import render

@@ -5,14 +5,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Awaitable, Callable
 
+from bus.broker import running_broker
+from bus.topics import ensure_topics, wait_for_group_coordinator
 from consumers.worker import StreamWorker
 from pipeline.app import Pipeline
-from pipeline.broker import running_broker
 from pipeline.drain_progress import DrainProgress
 from pipeline.metrics import metrics_server
 from pipeline.progress import progress_view
 from pipeline.runtime import settle_heap
-from pipeline.topics import ensure_topics, wait_for_group_coordinator
 from schemas.config import Config
 
 

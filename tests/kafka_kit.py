@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from pipeline.broker import free_port
+from bus.broker import free_port
 
 KIT_ENV = "FRUGAL_TEST_KAFKA_KIT"
 NOT_RUN = f"real-Kafka run not done: set {KIT_ENV} to the kit folder (.ci/run does where ../shared/kafka exists)"

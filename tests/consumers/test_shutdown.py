@@ -24,7 +24,7 @@ from frugal_testkit import (
 )
 from kafka_kit import KafkaKitBroker
 
-from pipeline.broker import EmbeddedBroker
+from bus.broker import EmbeddedBroker
 from pipeline.samples import support_tickets
 from providers.sim import SimThread
 from schemas.config import SimConfig

@@ -8,7 +8,7 @@ from pathlib import Path
 from batch_run import BatchRun, batch_config, jobs, sims
 from frugal_testkit import start_frugal, wait_for
 
-from pipeline.broker import EmbeddedBroker
+from bus.broker import EmbeddedBroker
 from providers.sim import SimThread
 
 

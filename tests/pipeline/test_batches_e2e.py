@@ -23,7 +23,7 @@ from batch_run import (
 from frugal_testkit import start_frugal, wait_for
 from kafka_kit import KafkaKitBroker
 
-from pipeline.broker import EmbeddedBroker
+from bus.broker import EmbeddedBroker
 from providers.sim import SimThread
 
 MODEL_ID = {"gpt-4.1-nano": "gpt-4.1-nano", "gpt-4.1-mini": "gpt-4.1-mini",

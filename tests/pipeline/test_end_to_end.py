@@ -15,7 +15,7 @@ from frugal_testkit import (
     write_config,
 )
 
-from pipeline.broker import EmbeddedBroker
+from bus.broker import EmbeddedBroker
 from pipeline.samples import documents, invoices, support_tickets
 from providers.pricing import cost_usd, resolve_prices
 from providers.sim import SimThread

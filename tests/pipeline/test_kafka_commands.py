@@ -28,9 +28,9 @@ from frugal_testkit import (
 )
 from kafka_kit import NOT_RUN, KafkaKitBroker, kit_dir
 
-from pipeline.broker import EmbeddedBroker, free_port
+from bus.broker import EmbeddedBroker, free_port
+from bus.topics import all_topics, ensure_topics, partition_mismatches
 from pipeline.samples import support_tickets
-from pipeline.topics import all_topics, ensure_topics, partition_mismatches
 from providers.sim import SimThread
 from schemas.config import KafkaConfig, SimConfig
 

@@ -23,7 +23,7 @@ from frugal_testkit import (
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.broker import EmbeddedBroker
+from bus.broker import EmbeddedBroker
 from pipeline.budgets import Budgets, CallScope
 from pipeline.limits import Limits
 from pipeline.metrics import PipelineMetrics, metrics_server

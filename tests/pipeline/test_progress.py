@@ -27,7 +27,7 @@ from frugal_testkit import (
     write_config,
 )
 
-from pipeline.broker import EmbeddedBroker
+from bus.broker import EmbeddedBroker
 from pipeline.progress import PlainLines, Snapshot
 from pipeline.samples import support_tickets
 from providers.sim import SimThread

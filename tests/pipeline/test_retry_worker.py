@@ -16,7 +16,7 @@ from frugal_testkit import (
     write_config,
 )
 
-from pipeline.broker import EmbeddedBroker
+from bus.broker import EmbeddedBroker
 from pipeline.samples import support_tickets
 from providers.sim import SimThread
 from schemas.config import SimConfig

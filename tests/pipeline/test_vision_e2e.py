@@ -11,7 +11,7 @@ import pytest
 from doc_fixtures import invoice_image, write
 from frugal_testkit import SIM_KEY, lake_query, run_frugal, sim_providers, write_config
 
-from pipeline.broker import EmbeddedBroker
+from bus.broker import EmbeddedBroker
 from pipeline.samples import INVOICE_SCHEMA
 from providers.sim import SimThread
 from schemas.config import SimConfig

@@ -18,8 +18,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from frugal_testkit import SIM_KEY
 from full_run import SIMS, FullRun, full_run, workload
 
-from pipeline.broker import EmbeddedBroker
-from pipeline.topics import all_topics
+from bus.broker import EmbeddedBroker
+from bus.topics import all_topics
 from providers.sim.wire import mask_key
 from schemas.config import KafkaConfig
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
-from pipeline.topics import KafkaUnavailable
+from bus.topics import KafkaUnavailable
 
 MAX_RECORD_BYTES = 8 * 1024 * 1024
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from pipeline.producer import Producer
+from bus.producer import Producer
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ async def read_known(bootstrap: str, topic: str, timeout_s: float = 30.0) -> dic
     await consumer.start()
     known: dict[str, KnownId] = {}
     try:
-        partitions = [TopicPartition(topic, 0)]  # created with one partition (pipeline.topics)
+        partitions = [TopicPartition(topic, 0)]  # created with one partition (bus.topics)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)

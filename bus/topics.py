@@ -165,7 +165,7 @@ def _new_topic(name: str, kafka: KafkaConfig) -> NewTopic:
         config = {"cleanup.policy": "compact", "retention.ms": "-1"}
         return NewTopic(name, 1, kafka.replication_factor, topic_configs=config)
     if name == published_topic(kafka):
-        # Ids already published (pipeline.known_ids): one record per id, kept by compaction.
+        # Ids already published (bus.known_ids): one record per id, kept by compaction.
         configs = {"cleanup.policy": "compact"}
         return NewTopic(name, 1, kafka.replication_factor, topic_configs=configs)
     return NewTopic(name, kafka.partitions, kafka.replication_factor)
