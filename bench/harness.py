@@ -40,7 +40,7 @@ def simulator(workdir: Path) -> Iterator[Sim]:
     config = write_sim_config(workdir / "sim.toml")
     log = (workdir / "sim.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "sim", "--port", str(port), "--config", str(config)],
+        [sys.executable, "-m", "cli", "sim", "--port", str(port), "--config", str(config)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=bench_env(),

@@ -93,7 +93,7 @@ def first_answer_s(config: Path, bootstrap: str, data_dir: Path, log: Path) -> f
     started = time.monotonic()
     with log.open("wb") as out:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "worker", "--config", str(config)],
+            [sys.executable, "-m", "cli", "worker", "--config", str(config)],
             stdout=out, stderr=subprocess.STDOUT, env=bench_env(bootstrap), cwd=REPO,
         )  # fmt: skip
         try:

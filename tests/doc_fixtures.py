@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from pipeline.samples import invoice_image, invoice_lines
+from bench.samples import invoice_image, invoice_lines
 
 __all__ = ["invoice_image", "invoice_lines"]  # re-exported: the demo's samples use them too
 

@@ -149,7 +149,7 @@ def run_frugal(
     cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
+        [sys.executable, "-m", "cli", *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -162,7 +162,7 @@ def run_frugal(
 def start_frugal(args: list[str], *, bootstrap: str, log: Path) -> subprocess.Popen[bytes]:
     fh = log.open("wb")
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline", *args],
+        [sys.executable, "-m", "cli", *args],
         stdout=fh,
         stderr=subprocess.STDOUT,
         env=frugal_env(bootstrap),

@@ -24,8 +24,8 @@ from frugal_testkit import (
 )
 from kafka_kit import KafkaKitBroker
 
+from bench.samples import support_tickets
 from bus.broker import EmbeddedBroker
-from pipeline.samples import support_tickets
 from providers.sim import SimThread
 from schemas.config import SimConfig
 

@@ -23,7 +23,7 @@ from frugal_testkit import (
     write_config,
 )
 
-from pipeline.samples import support_tickets
+from bench.samples import support_tickets
 from providers.sim import SimThread
 from schemas.config import SimConfig
 

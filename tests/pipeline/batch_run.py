@@ -13,7 +13,7 @@ from frugal_testkit import SIM_KEY, jsonl, run_frugal, sim_providers, write_conf
 from genai_prices import Usage as CatalogUsage
 from genai_prices import calc_price
 
-from pipeline.samples import support_tickets
+from bench.samples import support_tickets
 from providers.sim import SimThread
 from schemas.config import SimBatchConfig, SimConfig, SimModelConfig
 

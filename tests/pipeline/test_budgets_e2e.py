@@ -18,8 +18,8 @@ from frugal_testkit import (
     write_config,
 )
 
+from bench.samples import support_tickets
 from bus.broker import EmbeddedBroker
-from pipeline.samples import support_tickets
 from providers.sim import SimThread
 from schemas.config import SimConfig
 

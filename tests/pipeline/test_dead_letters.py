@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 from frugal_testkit import SIM_KEY
 
+from cli.replay import replay_record
 from pipeline.dead_letters import RecordOrigin, for_invalid_record, for_job, scrub
-from pipeline.replay import replay_record
 from pipeline.story import JobStory
 from schemas.errors import AuthError, JobError
 from schemas.jobs import ParkedState, parse_job

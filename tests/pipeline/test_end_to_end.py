@@ -15,8 +15,8 @@ from frugal_testkit import (
     write_config,
 )
 
+from bench.samples import documents, invoices, support_tickets
 from bus.broker import EmbeddedBroker
-from pipeline.samples import documents, invoices, support_tickets
 from providers.pricing import cost_usd, resolve_prices
 from providers.sim import SimThread
 from schemas.completion import Usage

@@ -48,8 +48,8 @@ SAMPLES = REPO / "pipeline" / "samples"
 # loopback once the drain is over (the server still runs then) and print what it got.
 DRAIN_AND_SCRAPE = """
 import sys, httpx
-import pipeline.worker_main as worker_main
-from pipeline.cli import main
+import cli.worker_main as worker_main
+from cli.main import main
 
 async def scrape(port):
     print(httpx.get(f"http://127.0.0.1:{port}/metrics").text)

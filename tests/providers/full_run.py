@@ -16,7 +16,7 @@ from typing import Any
 
 from frugal_testkit import SIM_KEY, jsonl, run_frugal, sim_providers, write_config
 
-from pipeline.samples import invoices, support_tickets
+from bench.samples import invoices, support_tickets
 from providers.sim import SimThread
 from schemas.config import SimConfig, SimModelConfig
 

@@ -23,7 +23,7 @@ from test_compatible_replay import CASES as COMPATIBLE_CASES
 from test_gemini_replay import CASES as GEMINI_CASES
 from test_openai_replay import CASES as OPENAI_CASES
 
-from pipeline.call import USAGE_FIELDS
+from cli.call import USAGE_FIELDS
 from providers.sim import SimThread
 from providers.sim.wire import mask_key
 from schemas.config import SimConfig, SimModelConfig

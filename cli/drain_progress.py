@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from bus.drain import DrainWatch
+from cli.progress import ProgressView, Snapshot
 from pipeline.metrics import PipelineMetrics
-from pipeline.progress import ProgressView, Snapshot
 
 POLL_S = 0.25  # as often as DrainWatch.wait_done looks
 

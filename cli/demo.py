@@ -16,12 +16,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bus.broker import EmbeddedBroker
 from bus.topics import ensure_topics
+from cli.demo_deadline import print_saving, publish_deadline_run, with_batches
+from cli.demo_samples import FILE_TASKS
+from cli.publish import PublishSummary, collect, publish
+from cli.report import render_report
 from consumers.worker import StreamWorker
 from pipeline.app import Pipeline
-from pipeline.demo_deadline import print_saving, publish_deadline_run, with_batches
-from pipeline.publish import PublishSummary, collect, publish
-from pipeline.report import render_report
-from pipeline.samples import FILE_TASKS
 from providers.sim import SimThread
 from schemas.config import JOB_KINDS, Config, SimBatchConfig, SimConfig, SimModelConfig
 

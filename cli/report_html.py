@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from pipeline.report_data import ReportData, Series, report_data
+from cli.report_data import ReportData, Series, report_data
 from schemas.config import Config
 from schemas.errors import FrugalError
 

@@ -7,12 +7,12 @@ from collections.abc import Awaitable, Callable
 
 from bus.broker import running_broker
 from bus.topics import ensure_topics, wait_for_group_coordinator
+from cli.drain_progress import DrainProgress
+from cli.progress import progress_view
+from cli.runtime import settle_heap
 from consumers.worker import StreamWorker
 from pipeline.app import Pipeline
-from pipeline.drain_progress import DrainProgress
 from pipeline.metrics import metrics_server
-from pipeline.progress import progress_view
-from pipeline.runtime import settle_heap
 from schemas.config import Config
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from pipeline.publish import OutboundRecord, PublishSummary, publish
+from cli.publish import OutboundRecord, PublishSummary, publish
 from schemas.config import BatchConfig, Config
 from sinks.catalog import query
 

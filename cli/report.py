@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from rich.console import Console, Group
 from rich.table import Table
 
+from cli.report_savings import prompt_cache, spend_by_mode
 from pipeline.app import resolve_all_prices
-from pipeline.report_savings import prompt_cache, spend_by_mode
 from providers.pricing import cost_usd, resolve_prices
 from schemas.completion import Usage
 from schemas.config import Config, ModelConfig

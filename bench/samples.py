@@ -1,7 +1,7 @@
 """Realistic sample workloads (support tickets, invoices, documents) with known answers.
 
-The demo publishes the bundled files made from these; tests and benchmarks generate
-larger sets. Each job carries its expected answer in `metadata.expected`.
+Tests and benchmarks generate sets from these; the demo publishes the bundle made by
+`python -m bench.samples` (written to `cli/samples/`). Each job carries its expected answer in `metadata.expected`.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import json
 import random
 from pathlib import Path
 from typing import Any
+
+from cli.demo_samples import CURRENCIES, INVOICE_SCHEMA
 
 LABELS = ["billing", "bug", "feature", "account", "shipping"]
 _TICKETS: dict[str, list[str]] = {
@@ -48,20 +50,7 @@ _VENDORS = [
     "Orbit Office Furniture",
     "Lumen Energy",
 ]
-_CURRENCIES = ["EUR", "USD", "GBP"]
 
-INVOICE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "invoice_number": {"type": "string"},
-        "vendor": {"type": "string"},
-        "total": {"type": "number"},
-        "currency": {"type": "string", "enum": _CURRENCIES},
-        "due_date": {"type": "string"},
-    },
-    "required": ["invoice_number", "vendor", "total", "currency", "due_date"],
-    "additionalProperties": False,
-}
 
 _TOPICS = {
     "billing": "Quarterly billing review. Finance reconciled billing disputes, refunds and late card payments across regions.",
@@ -100,7 +89,7 @@ def invoices(n: int, seed: int = 11, prefix: str = "invoice") -> list[dict[str, 
             "invoice_number": f"INV-{rng.randint(2024, 2026)}-{i:04d}",
             "vendor": rng.choice(_VENDORS),
             "total": round(rng.uniform(40, 9000), 2),
-            "currency": rng.choice(_CURRENCIES),
+            "currency": rng.choice(CURRENCIES),
             "due_date": f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
         }
         lines = "\n".join(
@@ -178,10 +167,6 @@ SAMPLE_INVOICES: dict[str, dict[str, Any]] = {
         "due_date": "2026-02-15",
     },
 }
-# Reading fields off a photo or a scan wants a balanced model at least (tier 2).
-FILE_TASKS: list[dict[str, Any]] = [
-    {"name": "fields", "kind": "extract", "schema": INVOICE_SCHEMA, "min_tier": 2}
-]
 
 
 def invoice_lines(fields: dict[str, Any]) -> list[str]:
@@ -250,5 +235,6 @@ def write_bundle(directory: Path) -> None:
 
 
 if __name__ == "__main__":
-    write_bundle(Path(__file__).with_name("samples"))
-    write_file_samples(Path(__file__).with_name("samples") / "files")
+    bundle = Path(__file__).resolve().parents[1] / "cli" / "samples"
+    write_bundle(bundle)
+    write_file_samples(bundle / "files")

@@ -14,9 +14,9 @@ from typing import IO, Any
 from bus.known_ids import KnownId, read_known, remember_published
 from bus.producer import Producer
 from bus.topics import ensure_topics, job_topic, published_topic
+from cli.progress import Snapshot, progress_view
 from pipeline.blobs import BlobStore
 from pipeline.documents import file_document
-from pipeline.progress import Snapshot, progress_view
 from schemas.config import JOB_KINDS, Config
 from schemas.errors import FrugalError
 

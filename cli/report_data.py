@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.report import frontier_model
+from cli.report import frontier_model
 from providers.pricing import cost_usd, resolve_prices
 from schemas.completion import Usage
 from schemas.config import Config

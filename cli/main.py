@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import load_config
+from cli.config import load_config
 from schemas.config import JOB_KINDS, Config
 from schemas.errors import FrugalError
 
@@ -48,7 +48,7 @@ def _kinds(raw: str | None) -> list[str]:
 
 
 def cmd_worker(args: argparse.Namespace, config: Config) -> int:
-    from pipeline.worker_main import run_worker
+    from cli.worker_main import run_worker
 
     if args.metrics_port is not None:
         if not 0 <= args.metrics_port <= 65535:
@@ -73,7 +73,7 @@ def read_task_templates(path: str) -> list[dict[str, Any]]:
 
 def cmd_publish(args: argparse.Namespace, config: Config) -> int:
     from bus.broker import running_broker
-    from pipeline.publish import PublishSummary, collect, publish
+    from cli.publish import PublishSummary, collect, publish
 
     if args.kind and args.kind not in JOB_KINDS:
         raise FrugalError(f"--kind: unknown kind {args.kind!r}; choose from {', '.join(JOB_KINDS)}")
@@ -120,12 +120,12 @@ def cmd_sql(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_report(args: argparse.Namespace, config: Config) -> int:
-    from pipeline.report import render_report
+    from cli.report import render_report
 
     if args.html:
         from pathlib import Path
 
-        from pipeline.report_html import write_html_report
+        from cli.report_html import write_html_report
 
         print(f"wrote {write_html_report(config, Path(args.html))}")
         return 0
@@ -134,7 +134,7 @@ def cmd_report(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_call(args: argparse.Namespace, config: Config) -> int:
-    from pipeline.call import call_once
+    from cli.call import call_once
 
     result, code = asyncio.run(
         call_once(config, args.provider, args.model, args.prompt, args.json_schema)
@@ -152,26 +152,26 @@ def cmd_sim(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
-    from pipeline.demo import run_demo
+    from cli.demo import run_demo
 
     return run_demo(config)
 
 
 def cmd_dlq_list(args: argparse.Namespace, config: Config) -> int:
-    from pipeline.replay import list_dead_letters
+    from cli.replay import list_dead_letters
 
     return list_dead_letters(config, args.kind)
 
 
 def cmd_dlq_replay(args: argparse.Namespace, config: Config) -> int:
-    from pipeline.replay import ReplayFilter, replay
+    from cli.replay import ReplayFilter, replay
 
     wanted = ReplayFilter(args.kind, args.error_type, args.exclude_provider or [], args.limit)
     return replay(config, wanted, dry_run=args.dry_run)
 
 
 def cmd_batches(args: argparse.Namespace, config: Config) -> int:
-    from pipeline.batches_cli import cancel_batch, list_batches
+    from cli.batches import cancel_batch, list_batches
 
     if args.action == "cancel":
         if not args.batch_id:
