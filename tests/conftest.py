@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kafka_kit import NOT_RUN, KafkaKitBroker, kit_dir
+from support.kafka_kit import NOT_RUN, KafkaKitBroker, kit_dir
 
 from bus.broker import EmbeddedBroker
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from frugal_testkit import (
+from support.frugal_testkit import (
     SIM_KEY,
     default_models,
     jsonl,

@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from frugal_testkit import SIM_KEY, jsonl, lake_query, run_frugal, sim_providers, write_config
+from support.frugal_testkit import (
+    SIM_KEY,
+    jsonl,
+    lake_query,
+    run_frugal,
+    sim_providers,
+    write_config,
+)
 
 from bench.samples import support_tickets
 from bus.broker import EmbeddedBroker

@@ -5,8 +5,8 @@ from __future__ import annotations
 from contextlib import ExitStack
 from pathlib import Path
 
-from batch_run import BatchRun, batch_config, jobs, sims
-from frugal_testkit import start_frugal, wait_for
+from support.batch_run import BatchRun, batch_config, jobs, sims
+from support.frugal_testkit import start_frugal, wait_for
 
 from bus.broker import EmbeddedBroker
 from providers.sim import SimThread

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from batch_run import (
+from support.batch_run import (
     TOKENS,
     BatchRun,
     batch_config,
@@ -20,8 +20,8 @@ from batch_run import (
     jobs,
     sims,
 )
-from frugal_testkit import start_frugal, wait_for
-from kafka_kit import KafkaKitBroker
+from support.frugal_testkit import start_frugal, wait_for
+from support.kafka_kit import KafkaKitBroker
 
 from bus.broker import EmbeddedBroker
 from providers.sim import SimThread

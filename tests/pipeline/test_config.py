@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from frugal_testkit import REPO, run_frugal
+from support.frugal_testkit import REPO, run_frugal
 
 from cli.config import load_config, parse_config
 from schemas.errors import ConfigError

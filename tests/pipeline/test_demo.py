@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from frugal_testkit import lake_query
+from support.frugal_testkit import lake_query
 
 from bench.samples import SAMPLE_INVOICES
 

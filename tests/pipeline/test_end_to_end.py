@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from frugal_testkit import (
+from support.frugal_testkit import (
     SIM_KEY,
     default_models,
     jsonl,

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from frugal_testkit import SIM_KEY, default_models, sim_providers
+from support.frugal_testkit import SIM_KEY, default_models, sim_providers
 
 from bench.samples import support_tickets
 from pipeline.app import Pipeline

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from frugal_testkit import (
+from support.frugal_testkit import (
     SIM_KEY,
     default_models,
     frugal_env,
@@ -26,7 +26,7 @@ from frugal_testkit import (
     wait_for,
     write_config,
 )
-from kafka_kit import NOT_RUN, KafkaKitBroker, kit_dir
+from support.kafka_kit import NOT_RUN, KafkaKitBroker, kit_dir
 
 from bench.samples import support_tickets
 from bus.broker import EmbeddedBroker, free_port

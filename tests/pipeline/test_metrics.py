@@ -10,7 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from frugal_testkit import (
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from support.frugal_testkit import (
     REPO,
     SIM_KEY,
     default_models,
@@ -20,8 +22,6 @@ from frugal_testkit import (
     sim_providers,
     write_config,
 )
-from prometheus_client import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from bus.broker import EmbeddedBroker
 from pipeline.budgets import Budgets, CallScope

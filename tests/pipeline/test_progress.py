@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from frugal_testkit import (
+from support.frugal_testkit import (
     REPO,
     SIM_KEY,
     default_models,

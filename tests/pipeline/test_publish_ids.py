@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from doc_fixtures import write
-from frugal_testkit import jsonl, run_frugal, write_config
-from kafka_kit import KafkaKitBroker
+from support.doc_fixtures import write
+from support.frugal_testkit import jsonl, run_frugal, write_config
+from support.kafka_kit import KafkaKitBroker
 
 from bus.broker import EmbeddedBroker
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from frugal_testkit import default_models, run_frugal, sim_providers, write_config
 from PIL import Image
+from support.frugal_testkit import default_models, run_frugal, sim_providers, write_config
 
 from cli.config import load_config
 from cli.report_data import report_data

@@ -11,8 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from frugal_testkit import SIM_KEY, default_models, jsonl, run_frugal, sim_providers, write_config
 from rich.console import Console
+from support.frugal_testkit import (
+    SIM_KEY,
+    default_models,
+    jsonl,
+    run_frugal,
+    sim_providers,
+    write_config,
+)
 
 from bench.samples import invoices, support_tickets
 from cli.config import load_config

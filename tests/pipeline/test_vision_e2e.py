@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from doc_fixtures import invoice_image, write
-from frugal_testkit import SIM_KEY, lake_query, run_frugal, sim_providers, write_config
+from support.doc_fixtures import invoice_image, write
+from support.frugal_testkit import SIM_KEY, lake_query, run_frugal, sim_providers, write_config
 
 from bench.samples import INVOICE_SCHEMA
 from bus.broker import EmbeddedBroker

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from full_run import SIMS, FullRun, full_run
-from provider_replay import ReplayServer
+from support.full_run import SIMS, FullRun, full_run
+from support.provider_replay import ReplayServer
 
 from bus.broker import EmbeddedBroker
 

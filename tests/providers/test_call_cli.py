@@ -14,10 +14,10 @@ from typing import Any
 
 import jsonschema
 import pytest
-from frugal_testkit import SIM_KEY, run_frugal, sim_providers, write_config
 from genai_prices import Usage as CatalogUsage
 from genai_prices import calc_price
-from provider_replay import Case, Prefix, ReplayServer, expected_cost, load_fixture
+from support.frugal_testkit import SIM_KEY, run_frugal, sim_providers, write_config
+from support.provider_replay import Case, Prefix, ReplayServer, expected_cost, load_fixture
 from test_anthropic_replay import CASES as ANTHROPIC_CASES
 from test_compatible_replay import CASES as COMPATIBLE_CASES
 from test_gemini_replay import CASES as GEMINI_CASES

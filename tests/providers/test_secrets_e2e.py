@@ -15,8 +15,8 @@ from pathlib import Path
 import duckdb
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from frugal_testkit import SIM_KEY
-from full_run import SIMS, FullRun, full_run, workload
+from support.frugal_testkit import SIM_KEY
+from support.full_run import SIMS, FullRun, full_run, workload
 
 from bus.broker import EmbeddedBroker
 from bus.topics import all_topics

@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import tomli_w
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SIM_KEY = "sk-sim-SECRET-0123456789abcdef"  # the tests' provider key: must never leak
 
 

@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from frugal_testkit import SIM_KEY, jsonl, run_frugal, sim_providers, write_config
 from genai_prices import Usage as CatalogUsage
 from genai_prices import calc_price
 
 from bench.samples import support_tickets
 from providers.sim import SimThread
 from schemas.config import SimBatchConfig, SimConfig, SimModelConfig
+from support.frugal_testkit import SIM_KEY, jsonl, run_frugal, sim_providers, write_config
 
 BATCH = {"enabled": True, "window_s": 3600, "max_wait_s": 0.2, "poll_interval_s": 0.1}
 MODELS: list[dict[str, Any]] = [

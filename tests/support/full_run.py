@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from frugal_testkit import SIM_KEY, jsonl, run_frugal, sim_providers, write_config
-
 from bench.samples import invoices, support_tickets
 from providers.sim import SimThread
 from schemas.config import SimConfig, SimModelConfig
+from support.frugal_testkit import SIM_KEY, jsonl, run_frugal, sim_providers, write_config
 
 SIM_RPM = 900  # each provider's real limit; Frugal is told more, so ~5% of calls get a 429
 CONFIGURED_RPM = 1500
