@@ -101,7 +101,7 @@ def error_json(
     """The classified error; an answered-but-unusable call (refusal, bad JSON) was billed,
     so its usage and cost come along."""
     result: dict[str, Any] = {"error": error.as_dict()}
-    usage: Usage | None = getattr(error, "usage", None)
+    usage = error.usage
     if usage is not None:
         result["usage"] = usage_json(usage)
         result["cost_usd"] = price_call(model, provider, usage, None)
