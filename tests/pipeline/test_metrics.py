@@ -43,7 +43,7 @@ SIM = SimConfig(
         "gemini-2.0-flash-lite": SimModelConfig(invalid_rate=0.2, reasoning_tokens=7),
     },
 )
-SAMPLES = REPO / "pipeline" / "samples"
+SAMPLES = REPO / "cli" / "samples"
 # `frugal worker ARGS` in a child process, its run_worker told to scrape its own /metrics over
 # loopback once the drain is over (the server still runs then) and print what it got.
 DRAIN_AND_SCRAPE = """
