@@ -1,7 +1,8 @@
 """The layers read one way: schemas -> providers, sinks, bus -> pipeline -> consumers -> cli.
 
 Read from the source with `ast` (nothing imported), so a wrong import fails here, named, before
-it can hide in a cycle. `pipeline/` holds decisions only: no command-line or terminal library.
+it can hide in a cycle. `pipeline/` holds decisions only: no command-line or terminal library,
+and no Kafka client (its logs and topics are reached through `bus/`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ MAY_IMPORT: dict[str, set[str]] = {
 # hands over to cli.main.
 ALLOWED_UPWARD = {("pipeline/__main__.py", "cli")}
 COMMAND_LINE_LIBRARIES = {"argparse", "click", "typer", "rich", "getopt"}
+KAFKA_CLIENTS = {"aiokafka", "faust", "kafka"}  # the pipeline reaches Kafka through bus/
 
 
 def modules(package: str) -> Iterator[Path]:
@@ -71,6 +73,16 @@ def test_pipeline_holds_no_command_line_module() -> None:
         for path in modules("pipeline")
         for name in sorted(imported(path))
         if name.split(".")[0] in COMMAND_LINE_LIBRARIES
+    ]
+    assert found == []
+
+
+def test_pipeline_holds_no_kafka_client() -> None:
+    found = [
+        f"{path.relative_to(REPO).as_posix()} imports {name}"
+        for path in modules("pipeline")
+        for name in sorted(imported(path))
+        if name.split(".")[0] in KAFKA_CLIENTS
     ]
     assert found == []
 
