@@ -54,9 +54,13 @@ bench: install
 	$(PY) -m bench.run
 	$(PY) -m bench.lake --flushes 20000
 
+# Every package the product ships, plus the tests and the benchmark.
+LINTED := schemas providers sinks bus pipeline consumers cli tests bench
+
 lint: install
-	$(VENV)/bin/ruff check pipeline consumers providers schemas sinks tests bench
-	$(VENV)/bin/mypy pipeline consumers providers schemas sinks
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/mypy schemas providers sinks bus pipeline consumers cli bench
 
 clean:
 	rm -rf $(VENV) $(LITELLM_VENV) data .pytest_cache

@@ -23,8 +23,8 @@ from typing import Any
 import pyarrow as pa
 
 from bench.harness import REPO
+from cli.report import SECTIONS
 from pipeline.done import DoneJobs
-from pipeline.report import SECTIONS
 from pipeline.validity import outcomes_from_lake
 from schemas.config import StorageConfig
 from schemas.rows import ResultRow, Row, UsageRow
@@ -54,7 +54,7 @@ def flush_rows(n: int, flushes: int, jobs: int) -> list[Row]:
     rows: list[Row] = []
     for i in range(jobs):
         job, kind = f"job-{n}-{i}", KINDS[(n + i) % 2]
-        common = {
+        common: dict[str, Any] = {
             "job_id": job,
             "kind": kind,
             "tenant": "acme",

@@ -9,13 +9,13 @@ from pipeline.quality import QualityStats, sample_draw, trusted_model
 from pipeline.validity import PRIOR_VALID, PROMPT_MODE_PRIOR, ValidityStats
 from pipeline.vision import lacks_vision
 from providers.pricing import ModelPrices, cost_usd
+from providers.structured import StructuredMode, structured_mode
 from schemas.completion import Usage
 from schemas.config import Config, ModelConfig
 from schemas.jobs import TaskJob
 
 __all__ = ["Candidate", "RoutePlan", "Router", "RoutingInput", "ValidityStats"]
 
-STRUCTURED_CAPABILITIES = ("json_schema", "tools", "json_object")  # in order of preference
 # The worst case reserves the estimated input plus this margin: provider tokenizers differ
 # from ours, and a cap must hold even when they count more.
 INPUT_MARGIN = 1.25
@@ -168,10 +168,10 @@ class Router:
             return None
         return f"{INACCURATE} {kind}: {measured.describe()}, upper bound < min_accuracy {floor:.0%}"
 
-    def structured_mode(self, model: ModelConfig) -> str:
-        """How the output schema reaches the model: a native feature, or words in the prompt."""
-        native = [c for c in STRUCTURED_CAPABILITIES if c in model.capabilities]
-        return native[0] if native else "prompt"
+    def structured_mode(self, model: ModelConfig) -> StructuredMode:
+        """How the output schema reaches the model, as its adapter will send it."""
+        protocols = {p.name: p.kind for p in self._config.providers}
+        return structured_mode(model, protocols.get(model.provider, "openai"))
 
     def price(self, model: ModelConfig, input_tokens: int, output_tokens: int) -> float:
         # Expected cache reads (0.1x input on Anthropic) and writes (1.25x), as learned.
@@ -259,7 +259,7 @@ class Router:
     def _reason(self, i: int, n: int, c: Candidate, job: TaskJob) -> str:
         seen = self.stats.seen(c.model.name, job.kind)
         learned = f"{seen} seen" if seen else "prior"
-        extras = [self.structured_mode(c.model)]
+        extras: list[str] = [self.structured_mode(c.model)]
         if self.retrial(c.model, job):
             extras.append("retrial below min_accuracy: audited")
         if c.provider in job.avoid_providers:

@@ -224,7 +224,9 @@ class JobRunner:
         last only as long as calls on the wire (None: a cap refused it, nothing was sent)."""
         model = candidate.model
         limiter = self.limits[model.provider]
-        scope = CallScope(model.provider, model.name, story.job.kind, story.job.tenant, story.job.user)
+        scope = CallScope(
+            model.provider, model.name, story.job.kind, story.job.tenant, story.job.user
+        )
         started = time.monotonic()
         try:
             if not claims.still_ours():
@@ -247,7 +249,7 @@ class JobRunner:
         except CircuitOpen:
             raise
         except ProviderError as error:  # the limiter has seen it already
-            usage: Usage = getattr(error, "usage", None) or Usage()
+            usage: Usage = error.usage or Usage()
             self._record_call(story, candidate, usage, error.type, started, str(error))
             story.last_error = error
             self._note_failure(story)
@@ -264,7 +266,7 @@ class JobRunner:
             spent = self._cost(candidate, completion.usage, completion)
             return completion
         except ProviderError as error:
-            spent = self._cost(candidate, getattr(error, "usage", None) or Usage())
+            spent = self._cost(candidate, error.usage or Usage())
             raise
         finally:
             await self.budgets.settle(reservation, spent)

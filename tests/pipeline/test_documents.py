@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from doc_fixtures import corrupt_pdf, invoice_image, scanned_pdf, text_pdf, write
+from support.doc_fixtures import corrupt_pdf, invoice_image, scanned_pdf, text_pdf, write
 
 from pipeline.app import resolve_all_prices
 from pipeline.blobs import BlobStore

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from frugal_testkit import (
+from support.frugal_testkit import (
     SIM_KEY,
     default_models,
     frugal_env,
@@ -26,11 +26,11 @@ from frugal_testkit import (
     wait_for,
     write_config,
 )
-from kafka_kit import NOT_RUN, KafkaKitBroker, kit_dir
+from support.kafka_kit import NOT_RUN, KafkaKitBroker, kit_dir
 
-from pipeline.broker import EmbeddedBroker, free_port
-from pipeline.samples import support_tickets
-from pipeline.topics import all_topics, ensure_topics, partition_mismatches
+from bench.samples import support_tickets
+from bus.broker import EmbeddedBroker, free_port
+from bus.topics import all_topics, ensure_topics, partition_mismatches
 from providers.sim import SimThread
 from schemas.config import KafkaConfig, SimConfig
 
@@ -90,7 +90,7 @@ def port_open(port: int) -> bool:
 def test_broker_stops_its_child_on_sigterm() -> None:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "broker", "--port", str(port)],
+        [sys.executable, "-m", "cli", "broker", "--port", str(port)],
         env=frugal_env("embedded"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from rowkit import Rows
+from support.rowkit import Rows
 
 from pipeline.done import DoneJobs
 from schemas.config import StorageConfig

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from frugal_testkit import wait_for
+from support.frugal_testkit import wait_for
 
 from sinks import lakehouse
 

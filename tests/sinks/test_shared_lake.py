@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from frugal_testkit import (
+from support.frugal_testkit import (
     SIM_KEY,
     default_models,
     jsonl,
@@ -20,10 +20,17 @@ from frugal_testkit import (
     wait_for,
     write_config,
 )
-from lake_servers import S3_SECRET, Postgres, S3Server, moto_s3, postgres_bin_dir, postgres_server
+from support.lake_servers import (
+    S3_SECRET,
+    Postgres,
+    S3Server,
+    moto_s3,
+    postgres_bin_dir,
+    postgres_server,
+)
 
-from pipeline.broker import EmbeddedBroker
-from pipeline.samples import support_tickets
+from bench.samples import support_tickets
+from bus.broker import EmbeddedBroker
 from providers.sim import SimThread
 from schemas.config import SimConfig
 
