@@ -26,6 +26,7 @@ from schemas.rows import TABLE_ROWS
 from sinks import lake, lakehouse
 from sinks.errors import QueryError
 from sinks.journal import recover_orphans, segment_still_journaled
+from sinks.snapshot_clock import SnapshotClock
 
 logger = logging.getLogger(__name__)
 L = lakehouse.ALIAS
@@ -84,10 +85,15 @@ def _one_pass(storage: StorageConfig, min_age: float, grace: float) -> Compactio
     recover_orphans(storage.journal_dir, storage.lake_dir)
     con = lakehouse.open_lake(storage)
     try:
+        clock = SnapshotClock(storage.data_dir / ".lake-snapshots.json")
+        clock.observe(current_snapshot(con))
         report.folded_files = fold_flush_files(con, storage, min_age)
         report.retention_cutoff = apply_retention(con, storage)
-        merge_and_clean(con, grace)
-        report.deleted_flush_files = delete_folded_files(con, grace)
+        merge_small_files(con)
+        clock.observe(current_snapshot(con))
+        settled = clock.settled(grace)
+        expire_and_clean(con, grace, settled)
+        report.deleted_flush_files = delete_folded_files(con, settled, grace)
     finally:
         con.close()
     return report
@@ -206,47 +212,49 @@ def apply_retention(con: duckdb.DuckDBPyConnection, storage: StorageConfig) -> d
     return cutoff
 
 
-def merge_and_clean(con: duckdb.DuckDBPyConnection, grace_s: float) -> None:
-    """Merge small lake files per partition; files replaced stay for readers for `grace_s`."""
+def merge_small_files(con: duckdb.DuckDBPyConnection) -> None:
+    """Merge small lake files per partition."""
     # Files that are mostly deletions (retention, forgotten flush-file paths) are rewritten
     # first, so that merging can then take them in.
     con.execute(f"CALL ducklake_rewrite_data_files('{L}', delete_threshold => 0.1)")
     con.execute(f"CALL ducklake_merge_adjacent_files('{L}')")
-    superseded = superseded_snapshots(con, grace_s)
-    if superseded:
-        con.execute(f"CALL ducklake_expire_snapshots('{L}', versions => $v)", {"v": superseded})
+
+
+def expire_and_clean(con: duckdb.DuckDBPyConnection, grace_s: float, settled: int | None) -> None:
+    """Expire the snapshots before `settled` (sinks/snapshot_clock.py), then delete the lake
+    files no snapshot left needs, `grace_s` after they were dropped."""
+    if settled is not None:
+        ids = con.execute(
+            f"SELECT snapshot_id FROM ducklake_snapshots('{L}') WHERE snapshot_id < $s",
+            {"s": settled},
+        ).fetchall()
+        if ids:
+            versions = [r[0] for r in ids]
+            con.execute(f"CALL ducklake_expire_snapshots('{L}', versions => $v)", {"v": versions})
     older = f"now() - to_microseconds({int(grace_s * 1e6)})"
     con.execute(f"CALL ducklake_cleanup_old_files('{L}', older_than => {older})")
 
 
-def superseded_snapshots(con: duckdb.DuckDBPyConnection, grace_s: float) -> list[int]:
-    """Snapshots that stopped being the current one more than `grace_s` ago.
-
-    A reader holds the snapshot that was current when its query began, however old that
-    snapshot is: expiring by creation time (`older_than`) would pull the files of an idle
-    lake's current snapshot from under a query that started a moment before a commit.
-    """
-    rows = con.execute(
-        "SELECT snapshot_id FROM (SELECT snapshot_id, lead(snapshot_time) OVER "
-        f"(ORDER BY snapshot_id) AS superseded_at FROM ducklake_snapshots('{L}')) "
-        f"WHERE superseded_at <= now() - to_microseconds({int(grace_s * 1e6)})"
-    ).fetchall()
-    return [int(r[0]) for r in rows]
+def current_snapshot(con: duckdb.DuckDBPyConnection) -> int:
+    row = con.execute(f"SELECT id FROM {L}.current_snapshot()").fetchone()
+    return int(row[0]) if row else 0
 
 
-def delete_folded_files(con: duckdb.DuckDBPyConnection, grace_s: float) -> int:
-    """Remove flush files folded more than `grace_s` ago; forget a path long after that.
+def delete_folded_files(con: duckdb.DuckDBPyConnection, settled: int | None, grace_s: float) -> int:
+    """Remove flush files already folded in the `settled` snapshot (every reader has seen them
+    folded since); forget a path long after that.
 
     A reader that listed a file before it was removed (and read it, or its schema, then) looks
     its path up in `folded_files` to skip it: so a path is remembered for REMEMBER_REMOVED_S
     (a reader slower than that between listing files and reading the catalog is not expected).
     """
-    older = f"now() - to_microseconds({int(grace_s * 1e6)})"
+    if settled is None:
+        return 0
     paths = [
         r[0]
         for r in con.execute(
-            f"SELECT path FROM {L}.{lakehouse.FOLDED} "
-            f"WHERE removed_at IS NULL AND folded_at <= {older}"
+            f"SELECT path FROM {L}.{lakehouse.FOLDED} WHERE removed_at IS NULL AND path IN "
+            f"(SELECT path FROM {L}.{lakehouse.FOLDED} AT (VERSION => {int(settled)}))"
         ).fetchall()
     ]
     for path in paths:

@@ -18,7 +18,7 @@ from schemas.config import StorageConfig
 from schemas.rows import Row
 from sinks import lakehouse
 from sinks.catalog import query
-from sinks.compaction import compact, merge_and_clean
+from sinks.compaction import compact
 from sinks.parquet import ParquetSink
 
 KINDS = ("classify", "extract")
@@ -264,25 +264,29 @@ async def test_a_flush_file_waits_while_its_live_worker_still_journals_its_segme
     sink.close()
 
 
-GRACE_S = 3.0
+GRACE_S = 2.0
 
 
-def test_a_reader_keeps_its_snapshot_while_a_pass_rewrites_and_expires(tmp_path: Path) -> None:
-    """An idle lake's current snapshot may be old; a query that took it just before a pass
-    must still find its files (expiring by creation time once removed them)."""
-    storage = StorageConfig(data_dir=tmp_path / "data")
-    writer = lakehouse.connect(storage)
-    writer.execute("CREATE TABLE lake.t (x INT)")
-    writer.execute("CREATE TABLE lake.u (x INT)")
-    writer.execute("INSERT INTO lake.t SELECT range FROM range(100)")
-    writer.execute("DELETE FROM lake.t WHERE x < 50")  # a file mostly deleted: rewritten
-    time.sleep(GRACE_S + 0.5)  # not a wait: it ages the current snapshot past the grace
+async def test_a_reader_keeps_its_snapshot_when_a_slow_commit_lands_before_a_pass(
+    storage: StorageConfig, rows: Rows
+) -> None:
+    """DuckLake stamps a snapshot with the time its transaction began. A commit that took
+    longer than the grace made the snapshot before it look superseded long ago, and a pass
+    expired it from under a query that had taken it a moment before (a count dropped)."""
+    await write_flushes(storage, rows, 0, 4)
+    await asyncio.to_thread(compact, storage, 0.0, GRACE_S)
+    writer = lakehouse.open_lake(storage)
+    writer.execute("BEGIN TRANSACTION")  # a slow commit: deletes enough to rewrite a file
+    writer.execute("DELETE FROM lake.results_log WHERE job_id LIKE 'job-00000-%'")
     reader = lakehouse.connect(storage, read_only=True)
     reader.execute("BEGIN TRANSACTION")
-    assert reader.execute("SELECT count(*) FROM lake.u").fetchone() == (0,)  # snapshot taken
-
-    merge_and_clean(writer, GRACE_S)  # under load a pass may take seconds: a long grace
-
-    assert reader.execute("SELECT count(*) FROM lake.t").fetchone() == (50,)
-    reader.close()
+    assert reader.execute("SELECT count(*) FROM lake.results_log").fetchone() == (20,)
+    time.sleep(GRACE_S + 0.5)  # not a wait: the commit takes longer than the grace
+    writer.execute("COMMIT")
     writer.close()
+
+    await asyncio.to_thread(compact, storage, 0.0, GRACE_S)
+
+    assert reader.execute("SELECT count(*) FROM lake.results_log").fetchone() == (20,)
+    reader.close()
+    assert scalar(storage, "SELECT count(*) FROM results_all") == 15
