@@ -225,11 +225,14 @@ def query(storage: StorageConfig, sql: str) -> QueryResult:
 
     A lake catalog busy with a commit (SQLite's lock) is retried with backoff, and so is a
     query that listed a flush file which compaction removed before the query opened it (its
-    rows are in the lake by then, so the next run sees them there).
+    rows are in the lake by then, so the next run sees them there), or whose lake snapshot
+    compaction expired while it ran.
     """
     for attempt in range(_LOCK_RETRIES):
         try:
             return _query_once(storage, sql)
+        except _SnapshotExpired:
+            continue  # runs again at once, on the current snapshot
         except duckdb.Error as exc:
             retry = _is_lock_conflict(exc) or _is_removed_flush_file(exc, storage)
             if not retry or attempt == _LOCK_RETRIES - 1:
@@ -250,13 +253,37 @@ def _query_once(storage: StorageConfig, sql: str) -> QueryResult:
             con = _connect_read_only(storage.catalog_path)
         con.execute("SET TimeZone = 'UTC'")
         lakehouse.attach(con, storage, read_only=True)
+        con.execute("BEGIN TRANSACTION")
+        snapshot = _current_snapshot(con)  # the one lake snapshot this query reads
         cursor = con.execute(sql)
-        if cursor.description is None:
-            return QueryResult(columns=[], rows=[])
-        columns = [column[0] for column in cursor.description]
-        return QueryResult(columns=columns, rows=cursor.fetchall())
+        columns = [column[0] for column in cursor.description or []]
+        rows = cursor.fetchall() if columns else []
+        con.execute("COMMIT")
+        if snapshot is not None and not _snapshot_exists(con, snapshot):
+            raise _SnapshotExpired(snapshot)
+        return QueryResult(columns=columns, rows=rows)
     finally:
         con.close()
+
+
+class _SnapshotExpired(Exception):
+    """Compaction expired the snapshot a query was reading (a query slower than
+    `compact_grace_s`): it may have missed files, so it runs again."""
+
+
+def _current_snapshot(con: duckdb.DuckDBPyConnection) -> int | None:
+    row = con.execute(f"SELECT id FROM {lakehouse.ALIAS}.current_snapshot()").fetchone()
+    return None if row is None else int(row[0])
+
+
+def _snapshot_exists(con: duckdb.DuckDBPyConnection, snapshot: int) -> bool:
+    """Asked after the query's transaction: a snapshot, once expired, never comes back, so if
+    it is still there every file the query listed through it was still there too."""
+    row = con.execute(
+        f"SELECT count(*) FROM ducklake_snapshots('{lakehouse.ALIAS}') WHERE snapshot_id = $s",
+        {"s": snapshot},
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def _lake_ready(storage: StorageConfig, lake_dir: Path) -> bool:
