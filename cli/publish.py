@@ -15,10 +15,10 @@ from bus.known_ids import KnownId, read_known, remember_published
 from bus.producer import Producer
 from bus.topics import ensure_topics, job_topic, published_topic
 from cli.progress import Snapshot, progress_view
-from pipeline.blobs import BlobStore
 from pipeline.documents import file_document
 from schemas.config import JOB_KINDS, Config
 from schemas.errors import FrugalError
+from sinks.blobs import BlobStore
 
 JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 
 from bus.broker import running_broker
+from bus.group_limits import check_session_timeout, session_timeout_bounds
 from bus.topics import ensure_topics, wait_for_group_coordinator
 from cli.drain_progress import DrainProgress
 from cli.progress import progress_view
@@ -25,7 +27,11 @@ async def run_worker(
     """`on_stopped` runs after the workers stop, with the metrics port, while it still serves."""
     with running_broker(config.kafka.bootstrap) as bootstrap:
         await ensure_topics(bootstrap, config.kafka)
-        await wait_for_group_coordinator(bootstrap, config.kafka.group_id)
+        bounds, _ = await asyncio.gather(
+            session_timeout_bounds(bootstrap),
+            wait_for_group_coordinator(bootstrap, config.kafka.group_id),
+        )
+        check_session_timeout(config.kafka.session_timeout_s, bounds)
         pipeline = Pipeline(config, bootstrap)
         worker = StreamWorker(config, bootstrap, kinds, pipeline)
         if drain:
