@@ -92,6 +92,8 @@ def _one_pass(storage: StorageConfig, min_age: float, grace: float) -> Compactio
         merge_small_files(con)
         clock.observe(current_snapshot(con))
         settled = clock.settled(grace)
+        if settled is not None:  # another machine may have expired it already, seeing later
+            settled = max(settled, oldest_snapshot(con))
         expire_and_clean(con, grace, settled)
         report.deleted_flush_files = delete_folded_files(con, settled, grace)
     finally:
@@ -233,6 +235,11 @@ def expire_and_clean(con: duckdb.DuckDBPyConnection, grace_s: float, settled: in
             con.execute(f"CALL ducklake_expire_snapshots('{L}', versions => $v)", {"v": versions})
     older = f"now() - to_microseconds({int(grace_s * 1e6)})"
     con.execute(f"CALL ducklake_cleanup_old_files('{L}', older_than => {older})")
+
+
+def oldest_snapshot(con: duckdb.DuckDBPyConnection) -> int:
+    row = con.execute(f"SELECT min(snapshot_id) FROM ducklake_snapshots('{L}')").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
 
 
 def current_snapshot(con: duckdb.DuckDBPyConnection) -> int:

@@ -20,6 +20,7 @@ from sinks import lakehouse
 from sinks.catalog import query
 from sinks.compaction import compact
 from sinks.parquet import ParquetSink
+from sinks.snapshot_clock import SnapshotClock
 
 KINDS = ("classify", "extract")
 PEOPLE = [("acme", "ann", "triage"), ("acme", "bob", "triage"), ("globex", "cy", "summarizer")]
@@ -290,3 +291,20 @@ async def test_a_reader_keeps_its_snapshot_when_a_slow_commit_lands_before_a_pas
     assert reader.execute("SELECT count(*) FROM lake.results_log").fetchone() == (20,)
     reader.close()
     assert scalar(storage, "SELECT count(*) FROM results_all") == 15
+
+
+async def test_a_pass_whose_settled_snapshot_another_machine_expired_still_runs(
+    storage: StorageConfig, rows: Rows
+) -> None:
+    """Machines keep their own snapshot clocks over a shared catalog: one may expire the
+    snapshot another still counts as settled."""
+    await write_flushes(storage, rows, 0, 2)
+    await asyncio.to_thread(compact, storage, 0.0, 0.0)
+    await write_flushes(storage, rows, 2, 2)
+    await asyncio.to_thread(compact, storage, 0.0, 0.0)
+    clock = SnapshotClock(storage.data_dir / ".lake-snapshots.json")
+    clock.observe(0, at=time.time() - 3600)  # this machine saw only the first snapshot settle
+
+    await asyncio.to_thread(compact, storage, 0.0, 3600.0)
+
+    assert scalar(storage, "SELECT count(*) FROM results") == 20
