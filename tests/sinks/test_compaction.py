@@ -68,12 +68,12 @@ def files_per_directory(root: Path) -> Counter[Path]:
 async def test_compaction_keeps_every_row_and_leaves_few_files_per_partition(
     storage: StorageConfig, rows: Rows
 ) -> None:
-    await write_flushes(storage, rows, 0, 120)
-    assert max(files_per_directory(storage.lake_dir).values()) >= 60
+    await write_flushes(storage, rows, 0, 60)
+    assert max(files_per_directory(storage.lake_dir).values()) >= 30
     before = snapshot(storage)
 
     await asyncio.to_thread(compact, storage, 0.0, 0.0)
-    await write_flushes(storage, rows, 120, 30)  # more flushes, a second pass merges them in
+    await write_flushes(storage, rows, 60, 20)  # more flushes, a second pass merges them in
     before_second = snapshot(storage)
     await asyncio.to_thread(compact, storage, 0.0, 0.0)
 
