@@ -21,6 +21,7 @@ from pipeline.app import InboundRecord, Pipeline
 from pipeline.dead_letters import RecordOrigin
 from pipeline.drain import DrainWatch
 from pipeline.limit_share import describe_share, partition_share
+from pipeline.runtime import settle_heap
 from pipeline.topics import batches_topic, job_topic, retry_topic
 from schemas.config import Config
 from schemas.jobs import decode_object
@@ -357,11 +358,14 @@ class StreamWorker:
         return 0
 
     async def _start_pipeline(self, watch: DrainWatch | None) -> None:
-        """Everything but the group: drain targets, catalog, done set, producer; then ready."""
+        """Everything but the group, side by side with it: drain targets, done set, producer;
+        then the heap is settled and the agents may take records."""
         if watch is not None:
-            await watch.start()
-            self.pipeline.produced_hook = watch.note_produced
-        await self.pipeline.start()
+            self.pipeline.produced_hook = watch.note_produced  # nothing is produced before ready
+            await asyncio.gather(watch.start(), self.pipeline.start())
+        else:
+            await self.pipeline.start()
+        settle_heap()  # while the group join is still held by the broker, mostly
         self._ready.set()
 
     async def _settle_when_idle(self) -> None:

@@ -117,6 +117,7 @@ class Pipeline:
         self.produced_hook: Callable[[str, int, int], None] | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._catalog: asyncio.Future[None] | None = None
         self.status_sources: list[Callable[[], str]] = []  # more lines for the status log
         self.processed = 0
         self.metrics = PipelineMetrics()
@@ -125,13 +126,12 @@ class Pipeline:
         self.metrics.sources.spent = self.budgets.spent
 
     async def start(self) -> None:
-        await asyncio.to_thread(ensure_catalog, self.config.storage)
-        await self.done.refresh()
-        # A restarted worker remembers which models answer validly, from the usage table.
-        self.router.stats.seed(await asyncio.to_thread(outcomes_from_lake, self.config.storage))
-        # ... and how often each model's answers agreed with the audit model (`model_quality`).
-        self.router.quality.seed(await asyncio.to_thread(verdicts_from_lake, self.config.storage))
-        await self.producer.start()
+        """Everything the first record needs, side by side (the first answer waits on it)."""
+        # The catalog only serves `frugal sql`: it is made beside the work, and awaited on stop.
+        self._catalog = asyncio.ensure_future(
+            asyncio.to_thread(ensure_catalog, self.config.storage)
+        )
+        await asyncio.gather(self.done.refresh(), self._remember_models(), self.producer.start())
         if self.spend is not None:
             await self.spend.start()
         self._tasks = [
@@ -145,6 +145,17 @@ class Pipeline:
             batcher = self.batch_mode.batcher
             self._tasks.append(asyncio.create_task(batcher.run(self._stop)))
             self._tasks.append(asyncio.create_task(batcher.follow_known(self._stop)))
+
+    async def _remember_models(self) -> None:
+        """A restarted worker remembers which models answer validly, from the usage table, and
+        how often each model's answers agreed with the audit model (`model_quality`)."""
+        storage = self.config.storage
+        outcomes, verdicts = await asyncio.gather(
+            asyncio.to_thread(outcomes_from_lake, storage),
+            asyncio.to_thread(verdicts_from_lake, storage),
+        )
+        self.router.stats.seed(outcomes)
+        self.router.quality.seed(verdicts)
 
     async def stop(self) -> None:
         """Flush what is buffered (running its acks), then close connections."""
@@ -162,6 +173,8 @@ class Pipeline:
             await self.spend.stop()
         for adapter in self.adapters.values():
             await adapter.aclose()
+        if self._catalog is not None:
+            await self._catalog  # a catalog that could not be made fails the command, as before
 
     async def _report_status(self) -> None:
         interval = self.config.worker.status_interval_s

@@ -11,7 +11,6 @@ from pipeline.broker import running_broker
 from pipeline.drain_progress import DrainProgress
 from pipeline.metrics import metrics_server
 from pipeline.progress import progress_view
-from pipeline.runtime import settle_heap
 from pipeline.topics import ensure_topics, wait_for_group_coordinator
 from schemas.config import Config
 
@@ -32,7 +31,6 @@ async def run_worker(
             worker.drain_follower = DrainProgress(
                 progress_view("drain", sys.stderr), pipeline.metrics
             ).follow
-        settle_heap()
         host, wanted = config.worker.metrics_host, config.worker.metrics_port
         with metrics_server(pipeline.metrics, host, wanted) as port:
             code = await worker.run(drain=drain)
