@@ -250,7 +250,7 @@ class Pipeline:
             self.sink.add([], on_durable=record.ack)  # durably part of a submitted batch
             return
         try:
-            result, story = await self.runner.run(job, record.created_at)
+            result, story = await self.runner.run(job, record.created_at, need)
         except JobFailed as failed:
             letter = dead_letters.for_job(
                 record.origin, job, failed.error, failed.story, self.secrets
