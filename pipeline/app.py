@@ -96,7 +96,7 @@ class Pipeline:
             config,
             self.prices,
             provider_available=self.limits.available,
-            within_budget=self._within_budget,
+            within_budget=self._within_budget if config.budgets else None,  # no caps: all fit
         )
         self.runner = JobRunner(
             config,
