@@ -34,6 +34,7 @@ from providers.base import ProviderAdapter
 from providers.batch_registry import build_batch_client
 from providers.pricing import ModelPrices, resolve_prices
 from providers.registry import build_adapter
+from providers.transport import tls_context
 from schemas.batches import BatchTicket
 from schemas.config import Config, ModelConfig
 from schemas.errors import FrugalError, JobError
@@ -131,7 +132,9 @@ class Pipeline:
         self._catalog = asyncio.ensure_future(
             asyncio.to_thread(ensure_catalog, self.config.storage)
         )
-        await asyncio.gather(self.done.refresh(), self._remember_models(), self.producer.start())
+        await asyncio.gather(
+            self.done.refresh(), self._remember_models(), self.producer.start(), self._warm_tls()
+        )
         if self.spend is not None:
             await self.spend.start()
         self._tasks = [
@@ -145,6 +148,11 @@ class Pipeline:
             batcher = self.batch_mode.batcher
             self._tasks.append(asyncio.create_task(batcher.run(self._stop)))
             self._tasks.append(asyncio.create_task(batcher.follow_known(self._stop)))
+
+    async def _warm_tls(self) -> None:
+        """Read the CA bundle now, beside the group join, rather than on the first call."""
+        if any(p.base_url.startswith("https:") for p in self.config.providers):
+            await asyncio.to_thread(tls_context)
 
     async def _remember_models(self) -> None:
         """A restarted worker remembers which models answer validly, from the usage table, and
