@@ -21,7 +21,6 @@ from pipeline.app import InboundRecord, Pipeline
 from pipeline.dead_letters import RecordOrigin
 from pipeline.drain import DrainWatch
 from pipeline.limit_share import describe_share, partition_share
-from pipeline.runtime import settle_heap
 from pipeline.topics import batches_topic, job_topic, retry_topic
 from schemas.config import Config
 from schemas.jobs import decode_object
@@ -108,6 +107,8 @@ class StreamWorker:
         self._ready = asyncio.Event()  # set once the pipeline has started
         # --drain: waits for the drain in place of DrainWatch.wait_done (e.g. showing progress).
         self.drain_follower: Callable[[DrainWatch], Coroutine[Any, Any, None]] | None = None
+        # Runs once the pipeline has started, before the first record (e.g. settling the heap).
+        self.before_ready: Callable[[], None] | None = None
         for kind in kinds:
             self._add_agent(kind, job_topic(config.kafka, kind))
         self._add_agent("retry", retry_topic(config.kafka))
@@ -359,13 +360,14 @@ class StreamWorker:
 
     async def _start_pipeline(self, watch: DrainWatch | None) -> None:
         """Everything but the group, side by side with it: drain targets, done set, producer;
-        then the heap is settled and the agents may take records."""
+        then `before_ready`, and the agents may take records."""
         if watch is not None:
             self.pipeline.produced_hook = watch.note_produced  # nothing is produced before ready
             await asyncio.gather(watch.start(), self.pipeline.start())
         else:
             await self.pipeline.start()
-        settle_heap()  # while the group join is still held by the broker, mostly
+        if self.before_ready is not None:
+            self.before_ready()  # while the broker still holds the group join, mostly
         self._ready.set()
 
     async def _settle_when_idle(self) -> None:

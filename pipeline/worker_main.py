@@ -11,6 +11,7 @@ from pipeline.broker import running_broker
 from pipeline.drain_progress import DrainProgress
 from pipeline.metrics import metrics_server
 from pipeline.progress import progress_view
+from pipeline.runtime import settle_heap
 from pipeline.topics import ensure_topics, wait_for_group_coordinator
 from schemas.config import Config
 
@@ -27,6 +28,7 @@ async def run_worker(
         await wait_for_group_coordinator(bootstrap, config.kafka.group_id)
         pipeline = Pipeline(config, bootstrap)
         worker = StreamWorker(config, bootstrap, kinds, pipeline)
+        worker.before_ready = settle_heap  # after start-up, overlapping the group join
         if drain:
             worker.drain_follower = DrainProgress(
                 progress_view("drain", sys.stderr), pipeline.metrics
