@@ -2,6 +2,8 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY bus ./bus
+COPY cli ./cli
 COPY pipeline ./pipeline
 COPY consumers ./consumers
 COPY providers ./providers

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.audit_workload import AUDITED_ROUTE, jobs, run, sim_config, write_config
-from pipeline.broker import EmbeddedBroker
+from bus.broker import EmbeddedBroker
 from providers.sim import SimThread
 
 

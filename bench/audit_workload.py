@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 import tomli_w
 
-from pipeline.samples import support_tickets
+from bench.samples import support_tickets
 from schemas.config import SimConfig, SimModelConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,7 +87,7 @@ def jobs(n: int, tag: str) -> list[dict[str, Any]]:
 def frugal(args: list[str], bootstrap: str, stdin: str | None = None) -> None:
     env = {**os.environ, "FRUGAL_KAFKA_BOOTSTRAP": bootstrap, KEY_ENV: KEY}
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline", *args],
+        [sys.executable, "-m", "cli", *args],
         input=stdin,
         capture_output=True,
         text=True,

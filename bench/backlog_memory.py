@@ -25,9 +25,9 @@ import tomli_w
 
 from bench.harness import REPO, bench_env
 from bench.workload import BENCH_KEY, jobs, write_worker_config
-from pipeline.broker import EmbeddedBroker, free_port, wait_for_port
-from pipeline.producer import Producer
-from pipeline.topics import ensure_topics, job_topic
+from bus.broker import EmbeddedBroker, free_port, wait_for_port
+from bus.producer import Producer
+from bus.topics import ensure_topics, job_topic
 from schemas.config import KafkaConfig
 
 SLOW = {"latency_ms": 250.0, "rpm": 1200}  # ~20 answers a second: far behind any backlog
@@ -66,7 +66,7 @@ def _slow_sim(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     config = workdir / "sim.toml"
     config.write_text(tomli_w.dumps({"sim": {**SLOW, "api_key": BENCH_KEY}}))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "sim", "--port", str(port), "--config", str(config)],
+        [sys.executable, "-m", "cli", "sim", "--port", str(port), "--config", str(config)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=bench_env(),
@@ -121,7 +121,7 @@ def run(backlog: int, run_s: float = RUN_S) -> dict[str, Any]:
             log_path = workdir / "worker.log"
             with log_path.open("wb") as log:
                 worker = subprocess.Popen(
-                    [sys.executable, "-m", "pipeline", "worker", "--config", str(config)],
+                    [sys.executable, "-m", "cli", "worker", "--config", str(config)],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     env=bench_env(broker.bootstrap),

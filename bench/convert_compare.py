@@ -12,7 +12,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from tests import doc_fixtures
+from tests.support import doc_fixtures
 
 SENTENCES = [
     f"Sentence number {i} talks about invoice {1000 + i} and its due date." for i in range(60)

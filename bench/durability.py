@@ -14,12 +14,13 @@ import asyncio
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from pipeline.broker import EmbeddedBroker
-from pipeline.producer import Producer
+from bus.broker import EmbeddedBroker
+from bus.producer import Producer
 from schemas.config import StorageConfig
 from schemas.rows import ResultRow, Row, UsageRow
 from sinks.journal import Journal, encode_rows
@@ -29,7 +30,12 @@ CONCURRENCY = (1, 8, 64)  # records finishing at once (a worker's calls on the w
 
 def record_rows(i: int) -> list[Row]:
     now = datetime.now(UTC)
-    common = {"job_id": f"job-{i}", "kind": "classify", "tenant": "acme", "provider": "openai"}
+    common: dict[str, Any] = {
+        "job_id": f"job-{i}",
+        "kind": "classify",
+        "tenant": "acme",
+        "provider": "openai",
+    }
     return [
         UsageRow(**common, attempt=1, model="gpt-4o-mini", input_tokens=120, output_tokens=4,
                  cached_input_tokens=0, cache_write_tokens=0, reasoning_tokens=0,
@@ -81,7 +87,7 @@ async def kafka_case(bootstrap: str, n: int, c: int) -> float:
         return await per_record_us(durable, n, c)
 
 
-def median_of(runs: int, case: Callable[[], Awaitable[float]]) -> float:
+def median_of(runs: int, case: Callable[[], Coroutine[Any, Any, float]]) -> float:
     return statistics.median(asyncio.run(case()) for _ in range(runs))
 
 

@@ -65,7 +65,7 @@ class WorkerRun:
 
 
 def _frugal(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pipeline", *args]
+    return [sys.executable, "-m", "cli", *args]
 
 
 def _answer_window(data_dir: Path) -> tuple[int, float, float]:

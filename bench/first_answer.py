@@ -17,7 +17,7 @@ from typing import Any
 
 from bench.e2e_throughput import run_once
 from bench.harness import Sim
-from pipeline.broker import free_port
+from bus.broker import free_port
 
 EMBEDDED_SESSION_S = 2  # what the throughput runs use (bench/workload.py)
 KAFKA_SESSION_S = 6  # Kafka's group.min.session.timeout.ms

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.workload import BENCH_KEY, KEY_ENV, write_sim_config
-from pipeline.broker import free_port, wait_for_port
+from bus.broker import free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[1]
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -40,7 +40,7 @@ def simulator(workdir: Path) -> Iterator[Sim]:
     config = write_sim_config(workdir / "sim.toml")
     log = (workdir / "sim.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "sim", "--port", str(port), "--config", str(config)],
+        [sys.executable, "-m", "cli", "sim", "--port", str(port), "--config", str(config)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=bench_env(),

@@ -25,7 +25,7 @@ from bench.baselines import BaselineRun, litellm_available, run_baseline, write_
 from bench.e2e_throughput import WorkerRun, run_once
 from bench.harness import REPO, simulator
 from bench.report import print_report
-from pipeline.broker import EmbeddedBroker
+from bus.broker import EmbeddedBroker
 
 RESULTS = REPO / "bench" / "results" / "latest.json"
 MEMORY_BACKLOG = 50_000
@@ -203,7 +203,7 @@ def build_results(
     }
 
 
-PACKAGES = ("pipeline", "consumers", "providers", "schemas", "sinks", "cli")
+PACKAGES = ("schemas", "providers", "sinks", "bus", "pipeline", "consumers", "cli")
 
 
 def compile_bytecode() -> None:

@@ -28,10 +28,10 @@ from aiokafka import AIOKafkaProducer
 
 from bench.harness import REPO, bench_env
 from bench.workload import BENCH_KEY, jobs, write_worker_config
-from pipeline.broker import EmbeddedBroker
-from pipeline.producer import Producer
+from bus.broker import EmbeddedBroker
+from bus.producer import Producer
+from bus.topics import ensure_topics, job_topic, spend_topic
 from pipeline.spend import SpendEvent, SpendLedger
-from pipeline.topics import ensure_topics, job_topic, spend_topic
 from providers.sim import SimThread
 from schemas.config import KafkaConfig, SimConfig
 
@@ -93,7 +93,7 @@ def first_answer_s(config: Path, bootstrap: str, data_dir: Path, log: Path) -> f
     started = time.monotonic()
     with log.open("wb") as out:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "worker", "--config", str(config)],
+            [sys.executable, "-m", "cli", "worker", "--config", str(config)],
             stdout=out, stderr=subprocess.STDOUT, env=bench_env(bootstrap), cwd=REPO,
         )  # fmt: skip
         try:

@@ -8,7 +8,7 @@ from typing import Any
 
 import tomli_w
 
-from pipeline.samples import invoices, support_tickets
+from bench.samples import invoices, support_tickets
 
 BENCH_KEY = "sk-bench-0123456789abcdef"
 KEY_ENV = "FRUGAL_BENCH_KEY"

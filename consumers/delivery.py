@@ -56,9 +56,7 @@ def _stream_queues(flow_control: Any) -> list[Any]:
     return queues
 
 
-async def wait_first(
-    self: Any, *coros: Any, timeout: float | None = None
-) -> WaitResults:
+async def wait_first(self: Any, *coros: Any, timeout: float | None = None) -> WaitResults:
     """`Service.wait_first`, with the fetcher's delivery awaited directly when it cannot wait."""
     if (
         len(coros) == 2

@@ -13,15 +13,16 @@ from typing import Any
 
 import faust
 
+from bus.drain import DrainWatch
+from bus.topics import batches_topic, job_topic, retry_topic
 from consumers import delivery, offsets
 from consumers.intake import IntakeGate
+from consumers.pipeline_port import WorkerPipeline
 from consumers.quick_start import QuickTableManager
 from pipeline import claims
-from pipeline.app import InboundRecord, Pipeline
+from pipeline.app import InboundRecord
 from pipeline.dead_letters import RecordOrigin
-from pipeline.drain import DrainWatch
 from pipeline.limit_share import describe_share, partition_share
-from pipeline.topics import batches_topic, job_topic, retry_topic
 from schemas.config import Config
 from schemas.jobs import decode_object
 from sinks.errors import SinkWriteError
@@ -85,9 +86,10 @@ class StreamWorker:
     """Feeds records from faust agents into the pipeline with a bounded number in flight."""
 
     def __init__(
-        self, config: Config, bootstrap: str, kinds: list[str], pipeline: Pipeline
+        self, config: Config, bootstrap: str, kinds: list[str], pipeline: WorkerPipeline
     ) -> None:
         self.config = config
+        self.bootstrap = bootstrap
         self.kinds = kinds
         self.pipeline = pipeline
         self.app = build_app(config, bootstrap)
@@ -119,11 +121,13 @@ class StreamWorker:
             lambda: self.app.consumer,
             self.topics,
             config.worker.max_in_flight,
-            pipeline.limits.saturated,
+            pipeline.saturated,
         )
-        pipeline.status_sources.append(self.intake.status)
-        pipeline.metrics.sources.records_in_flight = lambda: len(self._in_flight)
-        pipeline.metrics.sources.intake_paused = lambda: bool(self.intake.paused)
+        pipeline.observe_worker(
+            self.intake.status,
+            records_in_flight=lambda: len(self._in_flight),
+            intake_paused=lambda: bool(self.intake.paused),
+        )
         self.app.on_partitions_assigned.connect(self._on_partitions_assigned)  # type: ignore[arg-type]
 
     @property
@@ -170,8 +174,8 @@ class StreamWorker:
         be paid for again."""
         if generation == self._known_generation:
             return
-        await self.pipeline.done.settled()  # one begun before the rebalance: too early
-        await self.pipeline.done.refresh()
+        # after_current: one begun before the rebalance is too early
+        await self.pipeline.refresh_done(after_current=True)
         self._known_generation = generation
 
     def _record_done(self, task: asyncio.Task[None]) -> None:
@@ -212,8 +216,7 @@ class StreamWorker:
         self._revoking += 1
         try:
             await self._let_go(revoked, self.config.kafka.session_timeout_s / 2)
-            await self.pipeline.sink.flush()
-            await self.app.consumer.commit()
+            await self.pipeline.settle(self._commit)
         except Exception:  # the handover is best effort: the done set catches what slips
             log.exception("could not settle work in flight before a rebalance")
         finally:
@@ -249,7 +252,7 @@ class StreamWorker:
         """Partitions taken over may hold jobs their last owner answered but never committed."""
         self._left.clear()  # a new generation: the records left behind are read again
         self._take_share_of_limits()
-        await self.pipeline.done.refresh()
+        await self.pipeline.refresh_done()
 
     def _take_share_of_limits(self) -> None:
         """Re-split the providers' rpm/tpm by the new assignment (pipeline.limit_share)."""
@@ -262,7 +265,7 @@ class StreamWorker:
 
         share = partition_share(consumer.assignment(), self.topics, partitions_of)
         if share is not None and share > 0:
-            self.pipeline.limits.set_group_share(share)
+            self.pipeline.set_group_share(share)
             log.info("limits: %s", describe_share(share))
 
     def _kind_of(self, kind: str, value: bytes) -> str:
@@ -311,14 +314,14 @@ class StreamWorker:
 
     def _flush_if_many_wait(self) -> None:
         """Half the slots wait on the next flush: flush now rather than at the interval."""
-        if self.pipeline.sink.awaiting_ack < self._flush_at:
+        if self.pipeline.awaiting_ack < self._flush_at:
             return
         if self._early_flush is None or self._early_flush.done():
             self._early_flush = asyncio.create_task(self._flush_early())
 
     async def _flush_early(self) -> None:
         with contextlib.suppress(SinkWriteError):  # logged by the sink; its own loop retries
-            await self.pipeline.sink.flush()
+            await self.pipeline.settle()  # no commit: faust's interval commits what it acked
 
     async def _finish_in_flight(self, grace_s: float) -> None:
         self._accepting = False
@@ -332,7 +335,7 @@ class StreamWorker:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        watch = DrainWatch(self.pipeline.bootstrap, self.config.kafka.group_id, self.topics)
+        watch = DrainWatch(self.bootstrap, self.config.kafka.group_id, self.topics)
         waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
         helpers: list[asyncio.Task[None]] = []
         # The group join (held ~1 s by Tansu for a new group) overlaps the pipeline's own
@@ -362,8 +365,9 @@ class StreamWorker:
         """Everything but the group, side by side with it: drain targets, done set, producer;
         then `before_ready`, and the agents may take records."""
         if watch is not None:
-            self.pipeline.produced_hook = watch.note_produced  # nothing is produced before ready
-            await asyncio.gather(watch.start(), self.pipeline.start())
+            await asyncio.gather(
+                watch.start(), self.pipeline.start(on_produced=watch.note_produced)
+            )
         else:
             await self.pipeline.start()
         if self.before_ready is not None:
@@ -375,11 +379,14 @@ class StreamWorker:
         next flush and commit intervals (up to ~2 s by default), since a drain ends on commit."""
         while True:
             await asyncio.sleep(DRAIN_SETTLE_S)
-            if self._in_flight or not self.pipeline.sink.pending_records:
+            if self._in_flight or not self.pipeline.pending_records:
                 continue
             with contextlib.suppress(Exception):  # the sink's own loop logs and retries
-                await self.pipeline.sink.flush()
-                await self.app.consumer.commit()
+                await self.pipeline.settle(self._commit)
+
+    async def _commit(self) -> None:
+        """Commit the offsets acked so far (faust's consumer; never past a record in flight)."""
+        await self.app.consumer.commit()
 
     async def _shutdown(self, watch: DrainWatch | None) -> None:
         """Finish in-flight work, flush, commit and leave, all within `shutdown_grace_s`."""
@@ -388,9 +395,7 @@ class StreamWorker:
         deadline = loop.time() + grace
         log.info("stopping: %d records in flight, grace %.0f s", len(self._in_flight), grace)
         await self._finish_in_flight(grace - min(grace / 3, SHUTDOWN_RESERVE_S))
-        await self.pipeline.stop()  # final flush: acks everything durable
-        with contextlib.suppress(Exception):
-            await self.app.consumer.commit()
+        await self.pipeline.stop(self._commit)  # final settle: flush, acks, commit
         try:
             await asyncio.wait_for(self.app.stop(), max(0.5, deadline - loop.time()))
         except TimeoutError:

@@ -1,7 +1,7 @@
-"""`python -m pipeline` is the `frugal` command."""
+"""`python -m pipeline` is the `frugal` command (kept: SPEC names it); the command line is `cli/`."""
 
 import sys
 
-from pipeline.cli import main
+from cli.main import main
 
 sys.exit(main())

@@ -7,12 +7,14 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
 
+from bus.producer import Producer
+from bus.topics import batches_topic, dlq_topic, job_topic, retry_topic, spend_topic
 from pipeline import claims, dead_letters
 from pipeline.batch_mode import BatchMode
 from pipeline.batch_results import BatchFollower
@@ -23,12 +25,10 @@ from pipeline.done import DoneJobs
 from pipeline.ingest import document_jobs
 from pipeline.limits import Limits
 from pipeline.metrics import PipelineMetrics
-from pipeline.producer import Producer
 from pipeline.quality import verdicts_from_lake
 from pipeline.routing import Router
 from pipeline.runner import JobFailed, JobRunner, ParkJob
 from pipeline.spend import SpendLedger
-from pipeline.topics import batches_topic, dlq_topic, job_topic, retry_topic, spend_topic
 from pipeline.validity import outcomes_from_lake
 from providers.base import ProviderAdapter
 from providers.batch_registry import build_batch_client
@@ -43,6 +43,7 @@ from schemas.rows import DeadLetter, Row
 from sinks.catalog import ensure_catalog
 from sinks.parquet import ParquetSink
 
+Commit = Callable[[], Awaitable[object]]  # the consumer's commit of acked offsets
 log = logging.getLogger("frugal.worker")
 
 
@@ -126,8 +127,13 @@ class Pipeline:
         self.metrics.sources.budgets = config.budgets
         self.metrics.sources.spent = self.budgets.spent
 
-    async def start(self) -> None:
-        """Everything the first record needs, side by side (the first answer waits on it)."""
+    async def start(self, on_produced: Callable[[str, int, int], None] | None = None) -> None:
+        """Ready to process; `on_produced` is told of every record fed back to our topics.
+
+        Everything the first record needs starts side by side (the first answer waits on it).
+        """
+        if on_produced is not None:
+            self.produced_hook = on_produced
         # The catalog only serves `frugal sql`: it is made beside the work, and awaited on stop.
         self._catalog = asyncio.ensure_future(
             asyncio.to_thread(ensure_catalog, self.config.storage)
@@ -165,15 +171,15 @@ class Pipeline:
         self.router.stats.seed(outcomes)
         self.router.quality.seed(verdicts)
 
-    async def stop(self) -> None:
-        """Flush what is buffered (running its acks), then close connections."""
+    async def stop(self, commit: Commit | None = None) -> None:
+        """Settle what is buffered (flush, running its acks; then `commit`), close connections."""
         self._stop.set()
         for task in self._tasks:
             if task.get_name() == "status":
                 task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.sink.flush()
+        await self.settle(commit)
         self.sink.close()
         await self.producer.stop()
         await self.batch_mode.batcher.aclose()
@@ -236,6 +242,54 @@ class Pipeline:
                 event.set()
             else:
                 event.clear()
+
+    # -- what a stream worker asks of the pipeline (consumers/pipeline_port.py) --------------
+
+    async def settle(self, commit: Commit | None = None) -> None:
+        """Flush, then commit: the one place answers become durable (their records acked) and
+        the acked offsets committed. Revoke, idle drain, early flush and shutdown all come here.
+
+        A failed flush raises and commits nothing new. A failed commit is logged, not raised:
+        the offsets stay where they were, and whoever reads the records again skips the
+        answered ones through the done set."""
+        await self.sink.flush()
+        if commit is None:
+            return
+        try:
+            await commit()
+        except Exception as error:
+            log.warning("commit after flush failed (%s): the next commit covers it", error)
+
+    async def refresh_done(self, after_current: bool = False) -> None:
+        """Read which jobs the lake has answered; `after_current`: once a refresh under way ends."""
+        if after_current:
+            await self.done.settled()
+        await self.done.refresh()
+
+    def set_group_share(self, share: float) -> None:
+        self.limits.set_group_share(share)
+
+    def saturated(self) -> list[str]:
+        return self.limits.saturated()
+
+    @property
+    def awaiting_ack(self) -> int:
+        return self.sink.awaiting_ack
+
+    @property
+    def pending_records(self) -> int:
+        return self.sink.pending_records
+
+    def observe_worker(
+        self,
+        status: Callable[[], str],
+        records_in_flight: Callable[[], int],
+        intake_paused: Callable[[], bool],
+    ) -> None:
+        """The worker's own figures, for the status log and the metrics."""
+        self.status_sources.append(status)
+        self.metrics.sources.records_in_flight = records_in_flight
+        self.metrics.sources.intake_paused = intake_paused
 
     async def _run_job(self, record: InboundRecord, job: TaskJob) -> None:
         await self.done.settled()

@@ -124,7 +124,7 @@ class BatchFollower:
         else:
             failure = outcome.error
             assert failure is not None
-            usage = getattr(failure, "usage", None) or Usage()
+            usage = failure.usage or Usage()
             self._record(story, candidate, usage, failure.type, started, str(failure), ticket)
             self._next_after_error(story, model.name, failure)
         story.last_error = getattr(outcome, "error", None) or story.last_error

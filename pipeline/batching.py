@@ -11,8 +11,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer
-
+from bus.partition_log import LogUnavailable
+from bus.topic_reader import TopicReader
 from pipeline.budgets import Budgets, CallScope, Reservation
 from pipeline.retry import RetryPolicy
 from pipeline.story import utcnow
@@ -86,7 +86,7 @@ class Batcher:
         self.known: set[str] = set()  # submission keys in any batch on Kafka
         self.open: dict[str, set[str]] = {}  # provider -> batch ids this worker follows
         self.hurry = asyncio.Event()
-        self._tail: AIOKafkaConsumer | None = None
+        self._tail: TopicReader | None = None
 
     def queued(self, provider: str) -> int:
         return sum(len(q) for q in self._queues.values() if q and q[0].model.provider == provider)
@@ -226,36 +226,32 @@ class Batcher:
     async def load_known(self, bootstrap: str, topic: str) -> None:
         """Every submission on the batches topic so far (a restart must not resubmit them);
         `follow_known` then keeps reading it, for batches other workers submit."""
-        consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-            enable_auto_commit=False,
-        )  # fmt: skip
-        await consumer.start()
-        self._tail = consumer
-        while await self._read_known(consumer):
+        reader = TopicReader(bootstrap, topic)
+        await reader.start()
+        self._tail = reader
+        while await self._read_known(reader):
             pass
 
-    async def _read_known(self, consumer: AIOKafkaConsumer) -> int:
-        batch = await consumer.getmany(timeout_ms=500, max_records=5000)
-        for records in batch.values():
-            for record in records:
-                with contextlib.suppress(ValueError):
-                    ticket = BatchTicket.model_validate_json(record.value or b"")
-                    self.known.update(_keys_of(ticket))
-        return sum(len(r) for r in batch.values())
+    async def _read_known(self, reader: TopicReader) -> int:
+        values = await reader.read(timeout_ms=500, max_records=5000)
+        for value in values:
+            with contextlib.suppress(ValueError):
+                ticket = BatchTicket.model_validate_json(value)
+                self.known.update(_keys_of(ticket))
+        return len(values)
 
     async def follow_known(self, stop: asyncio.Event) -> None:
         """Keep up with the batches topic: after a rebalance, a job another worker put in a
         batch is known here too (best effort: a submission in the last half second may not be)."""
-        consumer = self._tail
-        if consumer is None:
+        reader = self._tail
+        if reader is None:
             return
         try:
             while not stop.is_set():
-                with contextlib.suppress(Exception):  # a broker hiccup: read on at the next turn
-                    await self._read_known(consumer)
+                with contextlib.suppress(LogUnavailable, OSError):  # a broker hiccup: next turn
+                    await self._read_known(reader)
         finally:
-            await consumer.stop()
+            await reader.stop()
             self._tail = None
 
     async def aclose(self) -> None:

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.blobs import BlobStore, sha256_hex
 from pipeline.convert import ConversionFailed, ImageData, convert_file
 from schemas.config import Config
 from schemas.media import ImageRef
+from sinks.blobs import BlobStore, sha256_hex
 
 DOC_ID_HEX = 32  # 128 bits of SHA-256: collisions are out of reach
 RECORD_HEADROOM = 4096  # Kafka's own framing and headers, kept free under max_message_bytes

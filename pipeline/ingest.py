@@ -6,13 +6,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.blobs import BlobStore
 from pipeline.convert import PAGE_BREAK
 from providers.tokens import estimate_tokens
 from schemas.config import Config
 from schemas.errors import JobError
 from schemas.jobs import Document, TaskJob, parse_job
 from schemas.media import ImageRef
+from sinks.blobs import BlobStore
 
 _PARAGRAPHS = re.compile(r"\n\s*\n")
 DEFAULT_TASKS: list[dict[str, Any]] = [{"kind": "generate", "prompt": "Summarize the document."}]

@@ -9,12 +9,12 @@ from pipeline.quality import QualityStats, sample_draw, trusted_model
 from pipeline.validity import PRIOR_VALID, PROMPT_MODE_PRIOR, ValidityStats
 from pipeline.vision import lacks_vision
 from providers.pricing import ModelPrices, tokens_cost_usd
+from providers.structured import StructuredMode, structured_mode
 from schemas.config import Config, ModelConfig
 from schemas.jobs import TaskJob
 
 __all__ = ["Candidate", "RoutePlan", "Router", "RoutingInput", "ValidityStats"]
 
-STRUCTURED_CAPABILITIES = ("json_schema", "tools", "json_object")  # in order of preference
 # The worst case reserves the estimated input plus this margin: provider tokenizers differ
 # from ours, and a cap must hold even when they count more.
 INPUT_MARGIN = 1.25
@@ -94,7 +94,7 @@ class Router:
             k: trusted_model(config, prices, k) for k in ("classify", "extract", "generate")
         }
         self._available = provider_available or (lambda _name: True)
-        self._modes: dict[str, str] = {}  # model name -> structured-output mode
+        self._modes: dict[str, StructuredMode] = {}  # model name -> structured-output mode
         self._within_budget = within_budget
 
     def min_tier(self, job: TaskJob) -> int:
@@ -168,12 +168,14 @@ class Router:
             return None
         return f"{INACCURATE} {kind}: {measured.describe()}, upper bound < min_accuracy {floor:.0%}"
 
-    def structured_mode(self, model: ModelConfig) -> str:
-        """How the output schema reaches the model: a native feature, or words in the prompt."""
+    def structured_mode(self, model: ModelConfig) -> StructuredMode:
+        """How the output schema reaches the model, as its adapter will send it (worked out
+        once per model: the model and its provider's protocol are configuration)."""
         mode = self._modes.get(model.name)
-        if mode is None:  # capabilities are configuration: worked out once per model
-            native = [c for c in STRUCTURED_CAPABILITIES if c in model.capabilities]
-            mode = self._modes[model.name] = native[0] if native else "prompt"
+        if mode is None:
+            protocols = {p.name: p.kind for p in self._config.providers}
+            mode = structured_mode(model, protocols.get(model.provider, "openai"))
+            self._modes[model.name] = mode
         return mode
 
     def price(self, model: ModelConfig, input_tokens: int, output_tokens: int) -> float:
@@ -259,7 +261,7 @@ class Router:
     def _reason(self, i: int, n: int, c: Candidate, job: TaskJob) -> str:
         seen = self.stats.seen(c.model.name, job.kind)
         learned = f"{seen} seen" if seen else "prior"
-        extras = [self.structured_mode(c.model)]
+        extras: list[str] = [self.structured_mode(c.model)]
         if self.retrial(c.model, job):
             extras.append("retrial below min_accuracy: audited")
         if c.provider in job.avoid_providers:

@@ -248,7 +248,7 @@ class JobRunner:
         except CircuitOpen:
             raise
         except ProviderError as error:  # the limiter has seen it already
-            usage: Usage = getattr(error, "usage", None) or Usage()
+            usage: Usage = error.usage or Usage()
             self._record_call(story, candidate, usage, error.type, started, str(error))
             story.last_error = error
             self._note_failure(story)
@@ -265,7 +265,7 @@ class JobRunner:
             spent = self._cost(candidate, completion.usage, completion)
             return completion
         except ProviderError as error:
-            spent = self._cost(candidate, getattr(error, "usage", None) or Usage())
+            spent = self._cost(candidate, error.usage or Usage())
             raise
         finally:
             await self.budgets.settle(reservation, spent)

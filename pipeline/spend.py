@@ -26,9 +26,7 @@ import logging
 import os
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
-
+from bus.partition_log import LogUnavailable, PartitionLog
 from pipeline.spend_book import (
     LIMIT_SLACK_USD,
     RESERVATION_TTL_S,
@@ -60,7 +58,7 @@ class SpendLedger:
         self, bootstrap: str, topic: str, worker_id: str, snapshot_topic: str | None = None
     ) -> None:
         self.book = SpendBook()
-        self._tp = TopicPartition(topic, 0)  # one partition: one order for every worker
+        self._topic = topic  # partition 0 only: one order for every worker
         self._snapshot_topic = snapshot_topic or f"{topic}.snapshots"
         self.snapshot_every = SNAPSHOT_EVERY
         self._covered = 0  # spend-log offset the latest snapshot we know of covers up to
@@ -71,8 +69,7 @@ class SpendLedger:
         self._prefix = f"{worker_id}:{os.urandom(4).hex()}"
         self._ids = itertools.count(1)
         self._pending: dict[str, asyncio.Future[bool]] = {}
-        self._producer: AIOKafkaProducer | None = None
-        self._consumer: AIOKafkaConsumer | None = None
+        self._log: PartitionLog | None = None
         self._task: asyncio.Task[None] | None = None
         self.events_read = 0
         self.on_change: Callable[[], None] | None = None  # called after each batch is applied
@@ -81,29 +78,17 @@ class SpendLedger:
         return f"{self._prefix}:{next(self._ids)}"
 
     async def start(self) -> None:
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap, acks="all", linger_ms=0
-        )
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=FETCH_WAIT_MS,
-        )
-        await self._producer.start()
-        await self._consumer.start()
+        self._log = PartitionLog(self._bootstrap, self._topic, fetch_wait_ms=FETCH_WAIT_MS)
+        await self._log.start()
         await self._resume_from_snapshot()
-        self._consumer.assign([self._tp])
-        if self._next_offset:
-            self._consumer.seek(self._tp, self._next_offset)
-        else:
-            await self._consumer.seek_to_beginning(self._tp)
+        await self._log.read_from(self._next_offset)
         self._task = asyncio.create_task(self._replay(), name="spend-log")
 
     async def _resume_from_snapshot(self) -> None:
-        assert self._consumer is not None
+        assert self._log is not None
         try:
-            snapshot = await latest_snapshot(self._consumer, self._snapshot_topic)
-        except KafkaError as exc:
+            snapshot = await latest_snapshot(self._log, self._snapshot_topic)
+        except LogUnavailable as exc:
             log.warning("spend: no snapshot read (%s); replaying the whole log", exc)
             snapshot = None
         if snapshot is not None:
@@ -117,10 +102,8 @@ class SpendLedger:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for client in (self._producer, self._consumer):
-            if client is not None:
-                with contextlib.suppress(KafkaError, OSError):
-                    await client.stop()
+        if self._log is not None:
+            await self._log.stop()
 
     async def reserve(self, event: SpendEvent) -> bool:
         """Publish a hold and wait until the log decides on it (refused after GRANT_TIMEOUT_S)."""
@@ -129,30 +112,27 @@ class SpendLedger:
         try:
             await self.publish(event)
             return await asyncio.wait_for(asyncio.shield(future), GRANT_TIMEOUT_S)
-        except (TimeoutError, KafkaError) as exc:
+        except (TimeoutError, LogUnavailable) as exc:
             log.warning("spend: no decision on a reservation (%s); treating it as refused", exc)
             return False
         finally:
             self._pending.pop(event.rid, None)
 
     async def publish(self, event: SpendEvent) -> None:
-        assert self._producer is not None, "SpendLedger.start() first"
-        await self._producer.send_and_wait(
-            self._tp.topic, event.to_bytes(), key=event.rid.encode(), partition=0
-        )
+        assert self._log is not None, "SpendLedger.start() first"
+        await self._log.append(event.rid, event.to_bytes())
 
     async def _replay(self) -> None:
-        assert self._consumer is not None
+        assert self._log is not None
         while True:
             try:
-                batches = await self._consumer.getmany(self._tp, timeout_ms=1000)
-            except KafkaError as exc:
-                log.warning("spend: reading the spend log failed (%s); retrying", exc)
+                records = await self._log.read(timeout_ms=1000)
+            except LogUnavailable as exc:
+                log.warning("spend: %s; retrying", exc)
                 await asyncio.sleep(1.0)
                 continue
-            records = batches.get(self._tp, [])
             for record in records:
-                self._read(record.value or b"")
+                self._read(record.value)
                 self._next_offset = record.offset + 1
             if records and self.on_change is not None:
                 self.on_change()
@@ -161,15 +141,13 @@ class SpendLedger:
 
     async def _write_snapshot(self) -> None:
         """Publish the book as of `_next_offset`; a failure only means a longer next start-up."""
-        assert self._producer is not None
+        assert self._log is not None
         snapshot = BookSnapshot.of(self.book, self._next_offset, self._last_ts)
         self._covered = snapshot.offset
         try:
-            await self._producer.send(
-                self._snapshot_topic, snapshot.to_bytes(), key=SNAPSHOT_KEY, partition=0
-            )
+            await self._log.put_last(self._snapshot_topic, SNAPSHOT_KEY, snapshot.to_bytes())
             self.snapshots_written += 1
-        except KafkaError as exc:
+        except LogUnavailable as exc:
             log.warning("spend: could not write a snapshot (%s)", exc)
 
     def _read(self, raw: bytes) -> None:

@@ -22,15 +22,13 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
+from bus.partition_log import PartitionLog
 from pipeline.spend_book import Hold, SpendBook
 
 log = logging.getLogger("frugal.spend")
 
 SNAPSHOT_EVERY = 10_000  # spend-log records between snapshots: the most a start-up replays
 SNAPSHOT_KEY = b"book"
-READ_TIMEOUT_MS = 5_000
 # Window ids by length (see pipeline.budgets.window_key) and how far back a window stays open.
 _WINDOW_FORMATS = {13: ("%Y-%m-%dT%H", timedelta(hours=2)), 10: ("%Y-%m-%d", timedelta(days=2))}
 _MONTH_LEN, _MONTH_KEEP = 7, timedelta(days=62)
@@ -91,21 +89,11 @@ def _window_open(key: str, now: float) -> bool:
     return True  # "total", or a key this module does not know: keep it
 
 
-async def latest_snapshot(consumer: AIOKafkaConsumer, topic: str) -> BookSnapshot | None:
+async def latest_snapshot(spend_log: PartitionLog, topic: str) -> BookSnapshot | None:
     """The last snapshot on `topic` (read from its end, not its start), or None."""
-    tp = TopicPartition(topic, 0)
-    if topic not in await consumer.topics():  # a log written before snapshots existed
-        return None
-    consumer.assign([tp])
-    end = (await consumer.end_offsets([tp]))[tp]
-    if end == 0:
-        return None
-    consumer.seek(tp, end - 1)
-    batches = await consumer.getmany(tp, timeout_ms=READ_TIMEOUT_MS)
-    records = batches.get(tp, [])
-    for record in reversed(records):
+    for raw in reversed(await spend_log.last_records(topic)):
         try:
-            return BookSnapshot.from_bytes(record.value or b"")
+            return BookSnapshot.from_bytes(raw)
         except (ValueError, KeyError, TypeError):
             log.warning("spend: skipped an unreadable snapshot; replaying the whole log")
     return None

@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 
-from pipeline.blobs import BlobStore
 from providers.image_tokens import worst_case_image_tokens
 from schemas.completion import ImageInput
 from schemas.config import ModelConfig, StorageConfig
 from schemas.jobs import TaskJob
+from sinks.blobs import BlobStore
 
 VISION = "vision"  # the model capability that admits image input
 

@@ -245,10 +245,9 @@ class ProviderAdapter(ABC):
                 else "connection failed"
             )
             detail = redact(f"{type(exc).__name__}: {exc}".rstrip(": "), self._secrets)
-            error = cls(
+            raise cls(
                 f"{self.name} {model.name}: {what}: {detail}", provider=self.name, model=model.name
-            )
-            raise self._attach(error, None, None) from None
+            ) from None
 
     def _http_error(
         self,
@@ -285,8 +284,9 @@ class ProviderAdapter(ABC):
                 provider=self.name,
                 model=model.name,
                 status=response.status_code,
+                rate_limit=rate_limit,
             )
-            raise self._attach(error, None, rate_limit) from None
+            raise error from None
         if not isinstance(payload, dict):
             payload = {}
         if isinstance(payload.get("error"), dict) and not any(k in payload for k in _ANSWER_KEYS):
@@ -333,22 +333,15 @@ class ProviderAdapter(ABC):
         rate_limit: RateLimitState | None,
     ) -> ProviderError:
         """An error for an answered (hence billed) call, carrying its usage."""
-        error = cls(
+        return cls(
             redact(message, self._secrets),
             provider=self.name,
             model=model.name,
             status=200,
             billed=True,
+            usage=usage,
+            rate_limit=rate_limit,
         )
-        return self._attach(error, usage, rate_limit)
-
-    @staticmethod
-    def _attach(
-        error: ProviderError, usage: Usage | None, rate_limit: RateLimitState | None
-    ) -> ProviderError:
-        error.usage = usage  # type: ignore[attr-defined]
-        error.rate_limit = rate_limit  # type: ignore[attr-defined]
-        return error
 
     def _estimate_usage(
         self, model: ModelConfig, request: CompletionRequest, reply: Reply

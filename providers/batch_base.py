@@ -119,7 +119,9 @@ class BatchClient(ABC):
         data = (await self._send(method, url, model, **kwargs)).json()
         return data if isinstance(data, dict) else {}
 
-    def _error(self, status: int, body: str, model: str, headers: Any = None) -> ProviderError:
+    def _error(
+        self, status: int, body: str, model: str, headers: Any = None, usage: Usage | None = None
+    ) -> ProviderError:
         return provider_error(
             status,
             body,
@@ -128,6 +130,7 @@ class BatchClient(ABC):
             model=model,
             secrets=self.adapter._secrets,
             rate_limit=None,
+            usage=usage,
         )
 
     def _redact(self, text: str) -> str:
@@ -159,8 +162,8 @@ class BatchClient(ABC):
         self, custom_id: str, model: ModelConfig, status: int, body: Any
     ) -> BatchOutcome:
         text = body if isinstance(body, str) else json.dumps(body)
-        error = self._error(status, text, model.name)
-        error.usage = Usage()  # type: ignore[attr-defined]
+        # A failed batch line bills nothing, and says so.
+        error = self._error(status, text, model.name, usage=Usage())
         return BatchOutcome(custom_id, error=error)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from providers.profiles import dig
 from providers.ratelimits import parse_duration, parse_retry_after, reset_wait
 from providers.redaction import redact
-from schemas.completion import RateLimitState
+from schemas.completion import RateLimitState, Usage
 from schemas.errors import (
     AuthError,
     ContextLength,
@@ -164,6 +164,7 @@ def provider_error(
     secrets: Iterable[str],
     rate_limit: RateLimitState | None,
     upstream_path: str | None = None,
+    usage: Usage | None = None,
 ) -> ProviderError:
     """The classified, redacted error for one failed HTTP exchange."""
     info = read_error_body(body, upstream_path=upstream_path)
@@ -172,13 +173,12 @@ def provider_error(
     if len(text) > MAX_MESSAGE_CHARS:
         text = text[:MAX_MESSAGE_CHARS] + "..."
     message = redact(f"{provider} {model}: HTTP {status}: {text}", secrets)
-    error = cls(
+    return cls(
         message,
         provider=provider,
         model=model,
         status=status,
         retry_after_s=retry_wait(cls, headers, info, rate_limit),
+        rate_limit=rate_limit,
+        usage=usage,
     )
-    error.rate_limit = rate_limit  # type: ignore[attr-defined]
-    error.usage = None  # type: ignore[attr-defined]
-    return error

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 
@@ -19,25 +19,12 @@ from providers.base import (
     tool_name,
 )
 from providers.profiles import PROFILES, EndpointProfile, dig, first_present, profile_for
+from providers.structured import StructuredMode, schema_is_enforced, structured_mode
 from schemas.completion import CompletionRequest, Usage
 from schemas.config import ModelConfig, ProviderConfig
 
-StructuredMode = Literal["json_schema", "tool", "json_object", "prompt"]
-
 _NAMED_SUBSCHEMAS = ("properties", "$defs", "definitions")
 _SUBSCHEMAS = ("items", "prefixItems", "anyOf", "allOf", "oneOf", "not", "additionalProperties")
-
-
-def structured_mode(model: ModelConfig) -> StructuredMode:
-    """How to ask this model for a JSON object, by what its config says it supports."""
-    caps = set(model.capabilities)
-    if "json_schema" in caps:
-        return "json_schema"
-    if "tools" in caps:
-        return "tool"
-    if "json_object" in caps:
-        return "json_object"
-    return "prompt"
 
 
 def allows_strict(schema: Any) -> bool:
@@ -168,7 +155,8 @@ class OpenAIAdapter(ProviderAdapter):
         return {self.profile.auth_header: self.profile.auth_prefix + api_key}
 
     def build_call(self, model: ModelConfig, request: CompletionRequest) -> HttpCall:
-        mode = structured_mode(model) if request.output_schema is not None else None
+        wanted = request.output_schema is not None
+        mode = structured_mode(model, self.provider.kind) if wanted else None
         body: dict[str, Any] = {"messages": self._messages(request, mode)}
         if self.profile.model_in_body:
             body["model"] = model.model
@@ -183,7 +171,7 @@ class OpenAIAdapter(ProviderAdapter):
     @staticmethod
     def _messages(request: CompletionRequest, mode: StructuredMode | None) -> list[dict[str, Any]]:
         system = request.system
-        if mode in ("json_object", "prompt"):  # nothing enforces the schema: say it in words
+        if mode is not None and not schema_is_enforced(mode):  # say the schema in words
             system = "\n\n".join(s for s in (system, schema_instruction(request)) if s)
         messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
         return [*messages, {"role": "user", "content": user_content(request)}]

@@ -139,7 +139,9 @@ class RetryConfig(Section):
     max_delay_s: float = Field(default=30.0, gt=0)
     park_after_s: float = Field(default=10.0, gt=0)  # longer waits go to the retry topic
     # Times a job may wait on the retry topic for a provider whose breaker is open.
-    max_parks: int = Field(default=5, ge=0)  # waits on the retry topic: open breaker or only 429s left
+    max_parks: int = Field(
+        default=5, ge=0
+    )  # waits on the retry topic: open breaker or only 429s left
 
 
 class SimModelConfig(Section):

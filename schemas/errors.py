@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from schemas.completion import RateLimitState, Usage
+
 
 class FrugalError(Exception):
     """Base of every error Frugal raises on purpose; its message is fit for a user."""
@@ -36,7 +38,12 @@ class NoAdequateModel(FrugalError):
 
 
 class ProviderError(FrugalError):
-    """A provider call failed; classified once, in the adapter, and acted on by type."""
+    """A provider call failed; classified once, in the adapter, and acted on by type.
+
+    `usage` is what the provider billed for the failed call (an answer that failed validation,
+    a refusal), None when nothing was billed or the provider did not say; `rate_limit` is the
+    rate-limit state its response headers reported, None when there were none.
+    """
 
     type = "provider_error"
     retryable: ClassVar[bool] = False  # worth trying the same model again after a wait
@@ -51,6 +58,8 @@ class ProviderError(FrugalError):
         status: int | None = None,
         retry_after_s: float | None = None,
         billed: bool = False,
+        usage: Usage | None = None,
+        rate_limit: RateLimitState | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -59,6 +68,8 @@ class ProviderError(FrugalError):
         self.status = status
         self.retry_after_s = retry_after_s
         self.billed = billed
+        self.usage = usage
+        self.rate_limit = rate_limit
 
     def as_dict(self) -> dict[str, object]:
         return {"type": self.type, "message": self.message, "retry_after_s": self.retry_after_s}

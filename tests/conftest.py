@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kafka_kit import NOT_RUN, KafkaKitBroker, kit_dir
+from support.kafka_kit import NOT_RUN, KafkaKitBroker, kit_dir
 
-from pipeline.broker import EmbeddedBroker
+from bus.broker import EmbeddedBroker
 
 _names = itertools.count()
 

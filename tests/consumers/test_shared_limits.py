@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from frugal_testkit import (
+from support.frugal_testkit import (
     SIM_KEY,
     default_models,
     jsonl,
@@ -23,7 +23,7 @@ from frugal_testkit import (
     write_config,
 )
 
-from pipeline.samples import support_tickets
+from bench.samples import support_tickets
 from providers.sim import SimThread
 from schemas.config import SimConfig
 

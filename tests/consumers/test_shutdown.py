@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from frugal_testkit import (
+from support.frugal_testkit import (
     SIM_KEY,
     default_models,
     jsonl,
@@ -22,10 +22,10 @@ from frugal_testkit import (
     wait_for,
     write_config,
 )
-from kafka_kit import KafkaKitBroker
+from support.kafka_kit import KafkaKitBroker
 
-from pipeline.broker import EmbeddedBroker
-from pipeline.samples import support_tickets
+from bench.samples import support_tickets
+from bus.broker import EmbeddedBroker
 from providers.sim import SimThread
 from schemas.config import SimConfig
 

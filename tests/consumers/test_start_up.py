@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from frugal_testkit import (
+from support.frugal_testkit import (
     SIM_KEY,
     default_models,
     jsonl,
@@ -23,10 +23,10 @@ from frugal_testkit import (
     start_frugal,
     write_config,
 )
-from kafka_kit import KafkaKitBroker
+from support.kafka_kit import KafkaKitBroker
 
-from pipeline.broker import EmbeddedBroker
-from pipeline.samples import support_tickets
+from bench.samples import support_tickets
+from bus.broker import EmbeddedBroker
 from providers.sim import SimThread
 from schemas.config import SimConfig
 

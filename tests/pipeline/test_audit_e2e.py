@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from frugal_testkit import run_frugal
+from support.frugal_testkit import run_frugal
 
 from bench.audit_workload import (
     AUDITED_ROUTE,

@@ -15,14 +15,14 @@ import pytest
 import tomli_w
 
 from bench.audit_workload import KEY, KEY_ENV, jobs, models, sim_config
+from bench.samples import invoices
+from cli.config import load_config
 from pipeline.app import resolve_all_prices
 from pipeline.budgets import Budgets
-from pipeline.config import load_config
 from pipeline.limits import Limits
 from pipeline.quality import QualityStats
 from pipeline.routing import Router
 from pipeline.runner import JobRunner
-from pipeline.samples import invoices
 from providers.registry import build_adapter
 from providers.sim import SimThread
 from schemas.config import Config

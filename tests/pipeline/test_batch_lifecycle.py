@@ -5,10 +5,10 @@ from __future__ import annotations
 from contextlib import ExitStack
 from pathlib import Path
 
-from batch_run import BatchRun, batch_config, jobs, sims
-from frugal_testkit import start_frugal, wait_for
+from support.batch_run import BatchRun, batch_config, jobs, sims
+from support.frugal_testkit import start_frugal, wait_for
 
-from pipeline.broker import EmbeddedBroker
+from bus.broker import EmbeddedBroker
 from providers.sim import SimThread
 
 
@@ -97,7 +97,9 @@ def test_frugal_batches_cancel_stops_a_batch_and_its_jobs_are_still_answered(
         finally:
             worker.terminate()
             worker.wait(30)
-        assert batch_id in run.frugal(["batches", "--status", "cancelled", "--format", "csv"]).stdout
+        assert (
+            batch_id in run.frugal(["batches", "--status", "cancelled", "--format", "csv"]).stdout
+        )
         bill = sim.stats()["batch"]
         assert bill["batches_created"] >= 2  # the cancelled requests went in a new batch
         assert bill["duplicate_requests"] == 0  # ... under new custom ids: a new submission

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from batch_run import (
+from support.batch_run import (
     TOKENS,
     BatchRun,
     batch_config,
@@ -20,10 +20,10 @@ from batch_run import (
     jobs,
     sims,
 )
-from frugal_testkit import start_frugal, wait_for
-from kafka_kit import KafkaKitBroker
+from support.frugal_testkit import start_frugal, wait_for
+from support.kafka_kit import KafkaKitBroker
 
-from pipeline.broker import EmbeddedBroker
+from bus.broker import EmbeddedBroker
 from providers.sim import SimThread
 
 MODEL_ID = {"gpt-4.1-nano": "gpt-4.1-nano", "gpt-4.1-mini": "gpt-4.1-mini",

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.broker import EmbeddedBroker
+from bus.broker import EmbeddedBroker
+from bus.topics import ensure_topics, spend_topic
 from pipeline.budgets import Budgets, CallScope, window_key
 from pipeline.spend import RESERVATION_TTL_S, SpendBook, SpendEvent, SpendLedger
-from pipeline.topics import ensure_topics, spend_topic
 from schemas.config import BudgetConfig, KafkaConfig
 
 SCOPE = CallScope(provider="openai", model="gpt-4o-mini", kind="classify", tenant="acme")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from frugal_testkit import (
+from support.frugal_testkit import (
     SIM_KEY,
     jsonl,
     lake_query,
@@ -18,8 +18,8 @@ from frugal_testkit import (
     write_config,
 )
 
-from pipeline.broker import EmbeddedBroker
-from pipeline.samples import support_tickets
+from bench.samples import support_tickets
+from bus.broker import EmbeddedBroker
 from providers.sim import SimThread
 from schemas.config import SimConfig
 

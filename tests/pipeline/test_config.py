@@ -6,16 +6,16 @@ import re
 from pathlib import Path
 
 import pytest
-from frugal_testkit import REPO, run_frugal
+from support.frugal_testkit import REPO, run_frugal
 
-from pipeline.config import load_config, parse_config
+from cli.config import load_config, parse_config
 from schemas.errors import ConfigError
 
 
 def test_builtin_defaults_load_with_prices_for_every_model() -> None:
     from pipeline.app import resolve_all_prices
 
-    config = load_config(REPO / "pipeline" / "defaults.toml", env={})
+    config = load_config(REPO / "cli" / "defaults.toml", env={})
     assert {m.tier for m in config.models} == {1, 2, 3}
     assert set(resolve_all_prices(config)) == {m.name for m in config.models}
 
@@ -38,7 +38,7 @@ def test_the_example_configs_load() -> None:
 
 def test_env_supplies_secrets_and_bootstrap(tmp_path: Path) -> None:
     config = load_config(
-        REPO / "pipeline" / "defaults.toml",
+        REPO / "cli" / "defaults.toml",
         env={
             "OPENAI_API_KEY": "sk-x",
             "FRUGAL_KAFKA_BOOTSTRAP": "k:9092",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from doc_fixtures import (
+from support.doc_fixtures import (
     corrupt_pdf,
     docx,
     eml,

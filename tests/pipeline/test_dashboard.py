@@ -6,8 +6,8 @@ import json
 import re
 
 import yaml
-from frugal_testkit import REPO
 from prometheus_client import generate_latest
+from support.frugal_testkit import REPO
 
 from pipeline.metrics import PipelineMetrics
 

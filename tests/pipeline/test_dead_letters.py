@@ -6,10 +6,10 @@ import base64
 import json
 from datetime import UTC, datetime
 
-from frugal_testkit import SIM_KEY
+from support.frugal_testkit import SIM_KEY
 
+from cli.replay import replay_record
 from pipeline.dead_letters import RecordOrigin, for_invalid_record, for_job, scrub
-from pipeline.replay import replay_record
 from pipeline.story import JobStory
 from schemas.errors import AuthError, JobError
 from schemas.jobs import ParkedState, parse_job

@@ -8,16 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from frugal_testkit import lake_query
+from support.frugal_testkit import lake_query
 
-from pipeline.samples import SAMPLE_INVOICES
+from bench.samples import SAMPLE_INVOICES
 
 
 def test_demo_processes_the_bundled_samples_and_prints_the_saving(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     env["COLUMNS"] = "100"
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline", "demo"],
+        [sys.executable, "-m", "cli", "demo"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

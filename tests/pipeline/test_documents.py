@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from doc_fixtures import corrupt_pdf, invoice_image, scanned_pdf, text_pdf, write
+from support.doc_fixtures import corrupt_pdf, invoice_image, scanned_pdf, text_pdf, write
 
 from pipeline.app import resolve_all_prices
-from pipeline.blobs import BlobStore
 from pipeline.documents import file_document
 from pipeline.ingest import document_jobs
 from pipeline.routing import Router, RoutingInput
@@ -19,6 +18,7 @@ from pipeline.vision import image_token_estimate, load_images
 from schemas.config import Config
 from schemas.errors import JobError
 from schemas.jobs import parse_document, parse_job
+from sinks.blobs import BlobStore
 
 FIELDS = {
     "invoice_number": "INV-9",

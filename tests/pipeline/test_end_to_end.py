@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from frugal_testkit import (
+from support.frugal_testkit import (
     SIM_KEY,
     default_models,
     jsonl,
@@ -15,8 +15,8 @@ from frugal_testkit import (
     write_config,
 )
 
-from pipeline.broker import EmbeddedBroker
-from pipeline.samples import documents, invoices, support_tickets
+from bench.samples import documents, invoices, support_tickets
+from bus.broker import EmbeddedBroker
 from providers.pricing import cost_usd, resolve_prices
 from providers.sim import SimThread
 from schemas.completion import Usage

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from frugal_testkit import (
+from support.frugal_testkit import (
     SIM_KEY,
     default_models,
     frugal_env,
@@ -26,13 +26,15 @@ from frugal_testkit import (
     wait_for,
     write_config,
 )
-from kafka_kit import NOT_RUN, KafkaKitBroker, kit_dir
+from support.kafka_kit import NOT_RUN, KafkaKitBroker, kit_dir
 
-from pipeline.broker import EmbeddedBroker, free_port
-from pipeline.samples import support_tickets
-from pipeline.topics import all_topics, ensure_topics, partition_mismatches
+from bench.samples import support_tickets
+from bus.broker import EmbeddedBroker, free_port
+from bus.group_limits import check_session_timeout
+from bus.topics import all_topics, ensure_topics, partition_mismatches
 from providers.sim import SimThread
 from schemas.config import KafkaConfig, SimConfig
+from schemas.errors import ConfigError
 
 AnyBroker = EmbeddedBroker | KafkaKitBroker
 # What the issue saw on a new cluster (a loaded machine may log unrelated timer warnings).
@@ -90,7 +92,7 @@ def port_open(port: int) -> bool:
 def test_broker_stops_its_child_on_sigterm() -> None:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "broker", "--port", str(port)],
+        [sys.executable, "-m", "cli", "broker", "--port", str(port)],
         env=frugal_env("embedded"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -164,3 +166,34 @@ def test_a_brand_new_kafka_cluster_gets_no_warnings(
         assert run.returncode == 0, run.stderr[-3000:]
         for noise in KAFKA_NOISE:
             assert noise not in run.stderr, run.stderr[-3000:]
+
+
+def test_a_session_timeout_kafka_refuses_is_one_line_not_a_hang(
+    real_kafka: KafkaKitBroker, prefix: str, tmp_path: Path
+) -> None:
+    """Kafka refuses a group join under group.min.session.timeout.ms (6 s here); faust would
+    retry that join forever, so the worker says so before joining and exits."""
+    config = write_config(
+        tmp_path / "frugal.toml",
+        prefix=prefix,
+        data_dir=tmp_path / "data",
+        providers=sim_providers(
+            {p: "http://127.0.0.1:9" for p in ("openai", "anthropic", "gemini")}
+        ),
+        models=default_models(),
+        kafka={"session_timeout_s": 3},
+    )
+    worker = run_frugal(
+        ["worker", "--config", str(config), "--drain"], bootstrap=real_kafka.bootstrap, timeout=60
+    )
+    assert worker.returncode != 0
+    error = worker.stderr.strip().splitlines()[-1]
+    assert "kafka.session_timeout_s = 3 is outside what this broker allows (6-1800 s" in error
+    assert "Traceback" not in worker.stderr
+
+
+def test_a_broker_that_does_not_report_its_bounds_is_not_checked() -> None:
+    check_session_timeout(0.5, None)
+    check_session_timeout(6, (6.0, 1800.0))
+    with pytest.raises(ConfigError, match="session_timeout_s = 5 is outside"):
+        check_session_timeout(5, (6.0, 1800.0))

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from frugal_testkit import (
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from support.frugal_testkit import (
     REPO,
     SIM_KEY,
     default_models,
@@ -20,10 +22,8 @@ from frugal_testkit import (
     sim_providers,
     write_config,
 )
-from prometheus_client import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.broker import EmbeddedBroker
+from bus.broker import EmbeddedBroker
 from pipeline.budgets import Budgets, CallScope
 from pipeline.limits import Limits
 from pipeline.metrics import PipelineMetrics, metrics_server
@@ -43,13 +43,13 @@ SIM = SimConfig(
         "gemini-2.0-flash-lite": SimModelConfig(invalid_rate=0.2, reasoning_tokens=7),
     },
 )
-SAMPLES = REPO / "pipeline" / "samples"
+SAMPLES = REPO / "cli" / "samples"
 # `frugal worker ARGS` in a child process, its run_worker told to scrape its own /metrics over
 # loopback once the drain is over (the server still runs then) and print what it got.
 DRAIN_AND_SCRAPE = """
 import sys, httpx
-import pipeline.worker_main as worker_main
-from pipeline.cli import main
+import cli.worker_main as worker_main
+from cli.main import main
 
 async def scrape(port):
     print(httpx.get(f"http://127.0.0.1:{port}/metrics").text)

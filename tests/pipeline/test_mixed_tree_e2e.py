@@ -9,8 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from doc_fixtures import corrupt_pdf, docx, eml, html, invoice_image, scanned_pdf, text_pdf, write
-from frugal_testkit import (
+from support.doc_fixtures import (
+    corrupt_pdf,
+    docx,
+    eml,
+    html,
+    invoice_image,
+    scanned_pdf,
+    text_pdf,
+    write,
+)
+from support.frugal_testkit import (
     SIM_KEY,
     default_models,
     lake_query,
@@ -19,7 +28,7 @@ from frugal_testkit import (
     write_config,
 )
 
-from pipeline.broker import EmbeddedBroker
+from bus.broker import EmbeddedBroker
 from providers.sim import SimThread
 from schemas.config import SimConfig
 

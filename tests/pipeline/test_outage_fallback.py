@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from frugal_testkit import (
+from support.frugal_testkit import (
     SIM_KEY,
     default_models,
     jsonl,
@@ -21,7 +21,7 @@ from frugal_testkit import (
     write_config,
 )
 
-from pipeline.samples import support_tickets
+from bench.samples import support_tickets
 from providers.sim import SimThread
 from schemas.config import SimConfig
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from frugal_testkit import (
+from support.frugal_testkit import (
     SIM_KEY,
     default_models,
     jsonl,
@@ -19,8 +19,8 @@ from frugal_testkit import (
     write_config,
 )
 
-from pipeline.broker import EmbeddedBroker
-from pipeline.samples import invoices, support_tickets
+from bench.samples import invoices, support_tickets
+from bus.broker import EmbeddedBroker
 from providers.sim import SimThread
 from schemas.config import SimConfig
 

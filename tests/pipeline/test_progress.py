@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from frugal_testkit import (
+from support.frugal_testkit import (
     REPO,
     SIM_KEY,
     default_models,
@@ -27,9 +27,9 @@ from frugal_testkit import (
     write_config,
 )
 
-from pipeline.broker import EmbeddedBroker
-from pipeline.progress import PlainLines, Snapshot
-from pipeline.samples import support_tickets
+from bench.samples import support_tickets
+from bus.broker import EmbeddedBroker
+from cli.progress import PlainLines, Snapshot
 from providers.sim import SimThread
 from schemas.config import SimConfig
 
@@ -71,7 +71,7 @@ def run_in_terminal(args: list[str], bootstrap: str, timeout: float = 120) -> tu
     env = {k: v for k, v in frugal_env(bootstrap).items() if k not in ("COLUMNS", "LINES")}
     env["TERM"] = "xterm-256color"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", *args],
+        [sys.executable, "-m", "cli", *args],
         stdin=subprocess.DEVNULL,
         stdout=follower,
         stderr=follower,

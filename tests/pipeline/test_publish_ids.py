@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from doc_fixtures import write
-from frugal_testkit import jsonl, run_frugal, write_config
-from kafka_kit import KafkaKitBroker
+from support.doc_fixtures import write
+from support.frugal_testkit import jsonl, run_frugal, write_config
+from support.kafka_kit import KafkaKitBroker
 
-from pipeline.broker import EmbeddedBroker
+from bus.broker import EmbeddedBroker
 
 JOBS = [{"id": f"j{i}", "kind": "generate", "input": f"text {i}"} for i in range(3)]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from frugal_testkit import (
+from support.frugal_testkit import (
     SIM_KEY,
     default_models,
     jsonl,
@@ -19,7 +19,7 @@ from frugal_testkit import (
     write_config,
 )
 
-from pipeline.samples import invoices, support_tickets
+from bench.samples import invoices, support_tickets
 from providers.sim import SimThread
 from schemas.config import SimConfig, SimModelConfig
 from schemas.rows import DeadLetter

@@ -12,11 +12,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from frugal_testkit import default_models, run_frugal, sim_providers, write_config
 from PIL import Image
+from support.frugal_testkit import default_models, run_frugal, sim_providers, write_config
 
-from pipeline.config import load_config
-from pipeline.report_data import report_data
+from cli.config import load_config
+from cli.report_data import report_data
 from schemas.config import StorageConfig
 from schemas.rows import DeadLetter, ResultRow, Row, UsageRow
 from sinks.parquet import ParquetSink

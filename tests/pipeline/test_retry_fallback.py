@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from frugal_testkit import SIM_KEY, default_models, sim_providers
+from support.frugal_testkit import SIM_KEY, default_models, sim_providers
 
+from bench.samples import support_tickets
 from pipeline.app import Pipeline
 from pipeline.dead_letters import RecordOrigin, for_job
 from pipeline.runner import JobFailed, ParkJob
-from pipeline.samples import support_tickets
 from providers.sim import SimThread
 from schemas.config import Config, SimConfig
 from schemas.jobs import TaskJob, parse_job

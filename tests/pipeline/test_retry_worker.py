@@ -6,7 +6,7 @@ from itertools import pairwise
 from typing import Any
 
 import pytest
-from frugal_testkit import (
+from support.frugal_testkit import (
     SIM_KEY,
     default_models,
     jsonl,
@@ -16,8 +16,8 @@ from frugal_testkit import (
     write_config,
 )
 
-from pipeline.broker import EmbeddedBroker
-from pipeline.samples import support_tickets
+from bench.samples import support_tickets
+from bus.broker import EmbeddedBroker
 from providers.sim import SimThread
 from schemas.config import SimConfig
 
@@ -42,8 +42,9 @@ def drained(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) ->
             ),
             models=default_models(),
             kafka={"partitions": 1},
-            # Three retries of 0.5-1 s each: seconds of backoff, all short enough to wait in-task.
-            retry={"max_retries": 3, "base_delay_s": 1.0, "max_delay_s": 1.0, "park_after_s": 5},
+            # Three retries of 1-2 s each: seconds of backoff, all short enough to wait in-task,
+            # and long enough that 30 answers behind it finish first on a loaded machine too.
+            retry={"max_retries": 3, "base_delay_s": 2.0, "max_delay_s": 2.0, "park_after_s": 10},
         )
         tickets = support_tickets(FOLLOWERS + 1)
         stuck = {**tickets[0], "id": "stuck", "providers": ["openai"]}

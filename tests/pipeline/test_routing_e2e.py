@@ -11,17 +11,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from frugal_testkit import SIM_KEY, default_models, jsonl, run_frugal, sim_providers, write_config
 from rich.console import Console
+from support.frugal_testkit import (
+    SIM_KEY,
+    default_models,
+    jsonl,
+    run_frugal,
+    sim_providers,
+    write_config,
+)
 
+from bench.samples import invoices, support_tickets
+from cli.config import load_config
+from cli.report import render_report
 from pipeline.app import resolve_all_prices
 from pipeline.budgets import Budgets
-from pipeline.config import load_config
 from pipeline.limits import Limits
-from pipeline.report import render_report
 from pipeline.routing import Router
 from pipeline.runner import JobRunner
-from pipeline.samples import invoices, support_tickets
 from pipeline.validity import ValidityStats
 from providers.registry import build_adapter
 from providers.sim import SimThread

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from bus.topics import ensure_topics, spend_topic
 from pipeline.budgets import Budgets
 from pipeline.spend import SpendBook, SpendEvent, SpendLedger
 from pipeline.spend_snapshot import BookSnapshot
-from pipeline.topics import ensure_topics, spend_topic
 from schemas.config import BudgetConfig, KafkaConfig
 
 KEY = "global:*:total@total"

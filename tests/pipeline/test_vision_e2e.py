@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
-from doc_fixtures import invoice_image, write
-from frugal_testkit import SIM_KEY, lake_query, run_frugal, sim_providers, write_config
+from support.doc_fixtures import invoice_image, write
+from support.frugal_testkit import SIM_KEY, lake_query, run_frugal, sim_providers, write_config
 
-from pipeline.broker import EmbeddedBroker
-from pipeline.samples import INVOICE_SCHEMA
+from bench.samples import INVOICE_SCHEMA
+from bus.broker import EmbeddedBroker
 from providers.sim import SimThread
 from schemas.config import SimConfig
 

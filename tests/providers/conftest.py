@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from full_run import SIMS, FullRun, full_run
-from provider_replay import ReplayServer
+from support.full_run import SIMS, FullRun, full_run
+from support.provider_replay import ReplayServer
 
-from pipeline.broker import EmbeddedBroker
+from bus.broker import EmbeddedBroker
 
 
 @pytest_asyncio.fixture(scope="session")

@@ -14,9 +14,9 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
-from full_run import CATALOG_PROVIDER, SIMS, FullRun, model_id
 from genai_prices import Usage as CatalogUsage
 from genai_prices import calc_price
+from support.full_run import CATALOG_PROVIDER, SIMS, FullRun, model_id
 
 TOKENS = (
     "input_tokens",

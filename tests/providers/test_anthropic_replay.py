@@ -24,7 +24,7 @@ from __future__ import annotations
 from functools import partial
 
 import pytest
-from provider_replay import Case, Prefix, ReplayServer, check_replay, fixture_names, obj
+from support.provider_replay import Case, Prefix, ReplayServer, check_replay, fixture_names, obj
 
 from schemas.errors import AuthError, ContextLength, InvalidRequest, NotFound, RateLimited
 

@@ -7,7 +7,7 @@ import socket
 
 import httpx
 import pytest
-from provider_replay import Case, ReplayServer, call, obj, provider_config
+from support.provider_replay import Case, ReplayServer, call, obj, provider_config
 
 from providers.registry import build_adapter
 from schemas.completion import Completion

@@ -14,18 +14,18 @@ from typing import Any
 
 import jsonschema
 import pytest
-from frugal_testkit import SIM_KEY, run_frugal, sim_providers, write_config
 from genai_prices import Usage as CatalogUsage
 from genai_prices import calc_price
-from provider_replay import Case, Prefix, ReplayServer, expected_cost, load_fixture
+from support.frugal_testkit import SIM_KEY, run_frugal, sim_providers, write_config
+from support.provider_replay import Case, Prefix, ReplayServer, expected_cost, load_fixture
 from test_anthropic_replay import CASES as ANTHROPIC_CASES
 from test_compatible_replay import CASES as COMPATIBLE_CASES
 from test_gemini_replay import CASES as GEMINI_CASES
 from test_openai_replay import CASES as OPENAI_CASES
 
-from pipeline.call import USAGE_FIELDS
+from cli.call import USAGE_FIELDS
 from providers.sim import SimThread
-from providers.sim_wire import mask_key
+from providers.sim.wire import mask_key
 from schemas.config import SimConfig, SimModelConfig
 
 NO_KAFKA = "127.0.0.1:9"  # `call` never touches Kafka

@@ -21,7 +21,7 @@ from __future__ import annotations
 from functools import partial
 
 import pytest
-from provider_replay import (
+from support.provider_replay import (
     SECRET,
     Case,
     Prefix,

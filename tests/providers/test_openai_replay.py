@@ -26,7 +26,7 @@ Completions adapter.
 from __future__ import annotations
 
 import pytest
-from provider_replay import Case, Prefix, ReplayServer, check_replay, fixture_names, obj
+from support.provider_replay import Case, Prefix, ReplayServer, check_replay, fixture_names, obj
 
 from schemas.errors import (
     AuthError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from provider_replay import Case, ReplayServer, call, obj
+from support.provider_replay import Case, ReplayServer, call, obj
 
 from providers.openai import allows_strict
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from provider_replay import SECRET, Case, ReplayServer, call, provider_config
+from support.provider_replay import SECRET, Case, ReplayServer, call, provider_config
 
 from providers.redaction import MASK, redact
 from providers.registry import build_adapter

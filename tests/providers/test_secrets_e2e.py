@@ -15,12 +15,12 @@ from pathlib import Path
 import duckdb
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from frugal_testkit import SIM_KEY
-from full_run import SIMS, FullRun, full_run, workload
+from support.frugal_testkit import SIM_KEY
+from support.full_run import SIMS, FullRun, full_run, workload
 
-from pipeline.broker import EmbeddedBroker
-from pipeline.topics import all_topics
-from providers.sim_wire import mask_key
+from bus.broker import EmbeddedBroker
+from bus.topics import all_topics
+from providers.sim.wire import mask_key
 from schemas.config import KafkaConfig
 
 WRONG_KEY = "sk-sim-WRONG-fedcba9876543210"

@@ -10,7 +10,7 @@ import httpx
 from test_sim import CLASSIFY, is_valid, openai_body
 
 from providers.sim import SimThread
-from providers.sim_answers import answer
+from providers.sim.answers import answer
 from schemas.config import SimConfig, SimModelConfig
 
 PROMPTS = [f"ticket {i}: I was charged twice, a billing problem" for i in range(300)]

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from provider_replay import ReplayServer, load_fixture
+from support.provider_replay import ReplayServer, load_fixture
 
 from providers import anthropic, gemini, openai
 from providers.base import Reply, iter_sse_events

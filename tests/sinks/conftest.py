@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from rowkit import DataFiles, Rows
+from support.rowkit import DataFiles, Rows
 
 from schemas.config import StorageConfig
 

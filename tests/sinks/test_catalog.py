@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from rowkit import Rows
+from support.rowkit import Rows
 
 import sinks
 from pipeline.done import DoneJobs

@@ -7,7 +7,7 @@ import fcntl
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from rowkit import DataFiles, Rows
+from support.rowkit import DataFiles, Rows
 
 from schemas.config import StorageConfig
 from sinks.journal import LOCK_NAME, recover_orphans

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from rowkit import DataFiles, Rows
+from support.rowkit import DataFiles, Rows
 
 from schemas.config import StorageConfig
 from schemas.rows import ResultRow, UsageRow

@@ -1,0 +1,1 @@
+"""The command line: `frugal` and its subcommands, their loading of `frugal.toml`, and presentation."""

@@ -1,0 +1,1 @@
+"""Helpers shared by the tests (and a few benchmarks): running `frugal`, brokers, replays, fixtures."""
