@@ -9,6 +9,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from bus.read_to_end import read_to_end
+
 log = logging.getLogger("frugal.drain")
 
 
@@ -64,9 +66,9 @@ class DrainWatch:
         self._consumer.assign(tps)
         for tp in tps:
             self._consumer.seek(tp, ends[tp])
-        while batch := await self._consumer.getmany(timeout_ms=300, max_records=10_000):
-            for tp, records in batch.items():
-                ends[tp] = max(ends[tp], records[-1].offset + 1)
+        async for record in read_to_end(self._consumer, tps):
+            tp = TopicPartition(record.topic, record.partition)
+            ends[tp] = max(ends[tp], record.offset + 1)
         return ends
 
     def note_produced(self, topic: str, partition: int, offset: int) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bus.producer import Producer
+from bus.read_to_end import read_to_end
 
 
 @dataclass(frozen=True)
@@ -36,13 +37,9 @@ async def read_known(bootstrap: str, topic: str, timeout_s: float = 30.0) -> dic
         partitions = [TopicPartition(topic, 0)]  # created with one partition (bus.topics)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
         async with asyncio.timeout(timeout_s):
-            while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-                batches = await consumer.getmany(*partitions, timeout_ms=500)
-                for records in batches.values():
-                    for record in records:
-                        _remember(known, record.key, record.value)
+            async for record in read_to_end(consumer, partitions):
+                _remember(known, record.key, record.value)
     finally:
         await consumer.stop()
     return known

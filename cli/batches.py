@@ -9,6 +9,7 @@ import contextlib
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bus.broker import running_broker
+from bus.read_to_end import read_to_end
 from bus.topics import batches_topic
 from providers.batch_base import BatchClient, BatchState
 from providers.batch_registry import BATCH_CLIENTS
@@ -25,8 +26,8 @@ COLUMNS = ["batch_id", "provider", "model", "requests", "status", "submitted_at"
 async def read_tickets(bootstrap: str, topic: str) -> list[BatchTicket]:
     """Every batch ever submitted, oldest first (the topic is small: one record per batch).
 
-    Reads at least up to the end offsets taken at the start, then to the first empty poll: a
-    first fetch slower than one poll must not list no batch at all."""
+    Reads past the end offsets taken at the start, to the first empty poll (bus.read_to_end):
+    a first fetch slower than one poll must not list no batch at all."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -40,18 +41,10 @@ async def read_tickets(bootstrap: str, topic: str) -> list[BatchTicket]:
             return []
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        while True:
-            batch = await consumer.getmany(timeout_ms=2000, max_records=5000)
-            for records in batch.values():
-                for record in records:
-                    with contextlib.suppress(ValueError):
-                        ticket = BatchTicket.model_validate_json(record.value or b"")
-                        tickets.setdefault(ticket.batch_id, ticket)
-            # Tansu reports a partition's last batch base offset as its end, so an empty poll
-            # past the end offsets is what says the topic was read to its end on both brokers.
-            if not batch and not [t for t, end in ends.items() if await consumer.position(t) < end]:
-                break
+        async for record in read_to_end(consumer, partitions, poll_ms=2000):
+            with contextlib.suppress(ValueError):
+                ticket = BatchTicket.model_validate_json(record.value or b"")
+                tickets.setdefault(ticket.batch_id, ticket)
     finally:
         await consumer.stop()
     return sorted(tickets.values(), key=lambda t: t.submitted_at)

@@ -5,24 +5,20 @@ Runs on the embedded broker and, where FRUGAL_TEST_KAFKA_KIT names the kit, on K
 
 from __future__ import annotations
 
-import json
 import signal
 from typing import Any
 
 import pytest
 from support.frugal_testkit import (
     SIM_KEY,
-    default_models,
     jsonl,
-    kafka_settings,
     lake_query,
     run_frugal,
-    sim_providers,
     start_frugal,
     wait_for,
-    write_config,
 )
 from support.kafka_kit import KafkaKitBroker
+from support.worker_runs import assert_each_job_answered_once, one_sim_config
 
 from bench.samples import support_tickets
 from bus.broker import EmbeddedBroker
@@ -44,15 +40,13 @@ def crashed(
     tmp = tmp_path_factory.mktemp("crash")
     with SimThread(SimConfig(api_key=SIM_KEY, latency_ms=100)) as sim:
         base = sim.base_url
-        config = write_config(
+        config = one_sim_config(
             tmp / "frugal.toml",
             prefix=f"crash-{tmp.name}",
             data_dir=tmp / "data",
-            providers=sim_providers(
-                {"openai": base, "anthropic": base, "gemini": base}, max_concurrency=CONCURRENCY
-            ),
-            models=default_models(),
-            kafka=kafka_settings(broker),
+            sim_base=base,
+            broker=broker,
+            provider_limits={"max_concurrency": CONCURRENCY},
             # Parquet files every 5 s: without the journal a kill would lose ~400 answers.
             storage={"flush_interval_s": 5.0},
             # Default max_in_flight (256): most records wait behind the provider, unpaid.
@@ -103,11 +97,7 @@ def test_answers_not_yet_in_parquet_were_recovered_from_the_journal(
 
 
 def test_every_job_has_exactly_one_correct_result(crashed: dict[str, Any]) -> None:
-    rows = lake_query(crashed["data"], "SELECT job_id, output FROM results_all")
-    assert len(rows) == JOBS  # no job answered twice
-    outputs = {job_id: json.loads(output) for job_id, output in rows}
-    for job in crashed["jobs"]:
-        assert outputs[job["id"]] == job["metadata"]["expected"], job["id"]
+    assert_each_job_answered_once(crashed["data"], crashed["jobs"])
 
 
 def test_only_calls_that_were_not_yet_durable_were_paid_twice(crashed: dict[str, Any]) -> None:

@@ -8,7 +8,6 @@ FRUGAL_TEST_KAFKA_KIT names the kit, on Kafka 3.1.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 from pathlib import Path
@@ -18,18 +17,15 @@ import duckdb
 import pytest
 from support.frugal_testkit import (
     SIM_KEY,
-    default_models,
     jsonl,
-    kafka_settings,
     lake_query,
     run_frugal,
-    sim_providers,
     start_frugal,
     wait_for,
     worker_id,
-    write_config,
 )
 from support.kafka_kit import KafkaKitBroker
+from support.worker_runs import assert_each_job_answered_once, one_sim_config
 
 from bench.samples import support_tickets
 from bus.broker import EmbeddedBroker
@@ -60,13 +56,14 @@ def rebalanced(
     data = tmp / "data"
     with SimThread(SimConfig(api_key=SIM_KEY, latency_ms=50)) as sim:
         base = sim.base_url
-        config = write_config(
+        config = one_sim_config(
             tmp / "frugal.toml",
             prefix=f"rebalance-{tmp.name}",
             data_dir=data,
-            providers=sim_providers({"openai": base, "anthropic": base, "gemini": base}, rpm=RPM),
-            models=default_models(),
-            kafka={"partitions": 6, **kafka_settings(broker)},
+            sim_base=base,
+            broker=broker,
+            partitions=6,
+            provider_limits={"rpm": RPM},
         )
         jobs = support_tickets(JOBS)
         published = run_frugal(
@@ -117,11 +114,7 @@ def rebalanced(
 
 
 def test_every_job_is_answered_exactly_once(rebalanced: dict[str, Any]) -> None:
-    rows = lake_query(rebalanced["data"], "SELECT job_id, output FROM results_all")
-    assert len(rows) == JOBS  # no job answered twice
-    outputs = {job_id: json.loads(output) for job_id, output in rows}
-    for job in rebalanced["jobs"]:
-        assert outputs[job["id"]] == job["metadata"]["expected"], job["id"]
+    assert_each_job_answered_once(rebalanced["data"], rebalanced["jobs"])
 
 
 def test_at_most_five_calls_are_paid_twice(rebalanced: dict[str, Any]) -> None:

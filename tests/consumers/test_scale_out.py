@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import subprocess
@@ -13,17 +12,14 @@ import duckdb
 import pytest
 from support.frugal_testkit import (
     SIM_KEY,
-    default_models,
     jsonl,
-    kafka_settings,
     lake_query,
     run_frugal,
-    sim_providers,
     start_frugal,
     wait_for,
-    write_config,
 )
 from support.kafka_kit import KafkaKitBroker
+from support.worker_runs import assert_each_job_answered_once, one_sim_config
 
 from bench.samples import support_tickets
 from bus.broker import EmbeddedBroker
@@ -54,13 +50,13 @@ def scaled(
     data = tmp / "data"
     with SimThread(SimConfig(api_key=SIM_KEY, latency_ms=40)) as sim:
         base = sim.base_url
-        config = write_config(
+        config = one_sim_config(
             tmp / "frugal.toml",
             prefix=f"scale-out-{tmp.name}",
             data_dir=data,
-            providers=sim_providers({"openai": base, "anthropic": base, "gemini": base}),
-            models=default_models(),
-            kafka={"partitions": 6, **kafka_settings(broker)},
+            sim_base=base,
+            broker=broker,
+            partitions=6,
             worker={"max_in_flight": MAX_IN_FLIGHT},
         )
         args = ["worker", "--config", str(config)]
@@ -110,11 +106,7 @@ def scaled(
 
 
 def test_every_job_is_done_once_and_correctly(scaled: dict[str, Any]) -> None:
-    rows = lake_query(scaled["data"], "SELECT job_id, output FROM results_all")
-    assert len(rows) == JOBS  # no job answered twice
-    outputs = {job_id: json.loads(output) for job_id, output in rows}
-    for job in scaled["jobs"]:
-        assert outputs[job["id"]] == job["metadata"]["expected"], job["id"]
+    assert_each_job_answered_once(scaled["data"], scaled["jobs"])
 
 
 def test_the_survivors_took_over_the_dead_workers_partitions(scaled: dict[str, Any]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from pathlib import Path
@@ -12,17 +11,14 @@ import duckdb
 import pytest
 from support.frugal_testkit import (
     SIM_KEY,
-    default_models,
     jsonl,
-    kafka_settings,
     lake_query,
     run_frugal,
-    sim_providers,
     start_frugal,
     wait_for,
-    write_config,
 )
 from support.kafka_kit import KafkaKitBroker
+from support.worker_runs import assert_each_job_answered_once, one_sim_config
 
 from bench.samples import support_tickets
 from bus.broker import EmbeddedBroker
@@ -51,13 +47,12 @@ def stopped(
     # work waiting out a backoff (which must park rather than hold the exit up).
     with SimThread(SimConfig(api_key=SIM_KEY, latency_ms=200, fail_rate=0.1)) as sim:
         base = sim.base_url
-        config = write_config(
+        config = one_sim_config(
             tmp / "frugal.toml",
             prefix=f"shutdown-{tmp.name}",
             data_dir=data,
-            providers=sim_providers({"openai": base, "anthropic": base, "gemini": base}),
-            models=default_models(),
-            kafka=kafka_settings(broker),
+            sim_base=base,
+            broker=broker,
             worker={"max_in_flight": 32, "shutdown_grace_s": GRACE_S},
             retry={"base_delay_s": 2.0, "max_delay_s": 2.0, "park_after_s": 5.0},
         )
@@ -123,11 +118,7 @@ def test_jobs_waiting_out_a_backoff_were_parked_not_waited_for(stopped: dict[str
 
 
 def test_a_restarted_drain_pays_for_nothing_already_answered(stopped: dict[str, Any]) -> None:
-    rows = lake_query(stopped["data"], "SELECT job_id, output FROM results_all")
-    assert len(rows) == JOBS  # exactly one result per job
-    outputs = {job_id: json.loads(output) for job_id, output in rows}
-    for job in stopped["jobs"]:
-        assert outputs[job["id"]] == job["metadata"]["expected"], job["id"]
+    assert_each_job_answered_once(stopped["data"], stopped["jobs"])
     (answered_twice,) = lake_query(
         stopped["data"],
         "SELECT count(*) FROM (SELECT job_id FROM usage_all WHERE outcome = 'ok'"

@@ -1,0 +1,51 @@
+"""What the many-worker scenarios (rebalance, scale-out, crash, shutdown) share: one config
+over a simulator speaking all three protocols, and the check that every job was answered once,
+correctly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from support.frugal_testkit import (
+    default_models,
+    kafka_settings,
+    lake_query,
+    sim_providers,
+    write_config,
+)
+
+
+def one_sim_config(
+    path: Path,
+    *,
+    prefix: str,
+    data_dir: Path,
+    sim_base: str,
+    broker: object,
+    partitions: int | None = None,
+    provider_limits: dict[str, Any] | None = None,
+    **sections: Any,
+) -> Path:
+    """A config whose three providers (one per protocol) all point at one simulator."""
+    urls = {"openai": sim_base, "anthropic": sim_base, "gemini": sim_base}
+    kafka = kafka_settings(broker) | ({"partitions": partitions} if partitions else {})
+    return write_config(
+        path,
+        prefix=prefix,
+        data_dir=data_dir,
+        providers=sim_providers(urls, **(provider_limits or {})),
+        models=default_models(),
+        kafka=kafka,
+        **sections,
+    )
+
+
+def assert_each_job_answered_once(data_dir: Path, jobs: list[dict[str, Any]]) -> None:
+    """One result per job (none twice, none missing), each the answer the job expects."""
+    rows = lake_query(data_dir, "SELECT job_id, output FROM results_all")
+    assert len(rows) == len(jobs)  # no job answered twice
+    outputs = {job_id: json.loads(output) for job_id, output in rows}
+    for job in jobs:
+        assert outputs[job["id"]] == job["metadata"]["expected"], job["id"]
