@@ -157,6 +157,14 @@ def target_lines(results: dict[str, Any]) -> list[str]:
         f"{verdict(worker['cpu_ms_per_record'] <= TARGET_CPU_MS)} it "
         f"({worker['cpu_ms_per_record']:.3f} ms).",
     ]
+    for broker, found in (results.get("first_answer") or {}).items():
+        median = found["median_s"]
+        lines.append(
+            f"Target first answer within {TARGET_FIRST_ANSWER_S:.0f} s on {broker} "
+            f"({results['settings'].get('first_answer_records', 0):,}-record drains): "
+            f"{verdict(median <= TARGET_FIRST_ANSWER_S)} it ({median:.2f} s median of "
+            f"{', '.join(f'{t:.2f}' for t in found['runs_s'])})."
+        )
     litellm = results["baselines"].get("litellm")
     if litellm:
         ratio = litellm["worker_whole_vs_end_to_end"]

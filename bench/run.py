@@ -7,6 +7,7 @@ baselines measured in the same run; medians of several runs, a table, and JSON.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import platform
@@ -19,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import first_answer
 from bench.baselines import BaselineRun, litellm_available, run_baseline, write_calls
 from bench.e2e_throughput import WorkerRun, run_once
 from bench.harness import REPO, simulator
@@ -44,6 +46,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-memory", action="store_true", help="skip the backlog memory bench")
     parser.add_argument("--memory-backlog", type=int, default=MEMORY_BACKLOG)
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
+    parser.add_argument(
+        "--kafka-kit",
+        type=Path,
+        default=Path(os.environ["FRUGAL_TEST_KAFKA_KIT"])
+        if os.environ.get("FRUGAL_TEST_KAFKA_KIT")
+        else None,
+        help="Kafka kit folder (../shared/kafka): first answer on real Kafka too",
+    )
+    parser.add_argument(
+        "--first-answer-runs", type=int, default=3, help="small drains per broker (0: none)"
+    )
+    parser.add_argument("--first-answer-records", type=int, default=200)
     return parser.parse_args(argv)
 
 
@@ -90,6 +104,7 @@ def run_rounds(
         else:
             log("LiteLLM baseline skipped: .venv-litellm is missing (make bench creates it)")
     worker_runs: list[WorkerRun] = []
+    first: dict[str, Any] = {}
     baseline_runs: dict[str, list[BaselineRun]] = {name: [] for name in baselines}
     with EmbeddedBroker(log_path=workdir / "broker.log") as broker, simulator(workdir) as sim:
         calls = write_calls(workdir / "calls.jsonl", args.baseline_records, "base")
@@ -112,7 +127,17 @@ def run_rounds(
                     f"{base.cpu_ms_per_record:.3f} ms CPU/rec, {base.peak_rss_mb:.0f} MB"
                 )
                 baseline_runs[name].append(base)
-    return {"worker": worker_runs, "baselines": baseline_runs}
+        if args.first_answer_runs:
+            first = first_answer.measure(
+                broker.bootstrap,
+                sim,
+                workdir / "first-answer",
+                args.kafka_kit,
+                args.first_answer_runs,
+                args.first_answer_records,
+                log,
+            )
+    return {"worker": worker_runs, "baselines": baseline_runs, "first_answer": first}
 
 
 def memory_bench(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any] | None:
@@ -163,12 +188,14 @@ def build_results(
             "runs": args.runs,
             "baseline_records": args.baseline_records,
             "warmup_records": args.warmup_records,
+            "first_answer_records": args.first_answer_records,
             "worker_knobs": WORKER_KNOBS,
         },
         "environment": environment(),
         "worker": worker,
         "baselines": baselines,
         "memory": memory,
+        "first_answer": rounds["first_answer"],
         "runs": {
             "worker": [r.as_dict() for r in rounds["worker"]],
             **{name: [r.as_dict() for r in runs] for name, runs in rounds["baselines"].items()},
@@ -176,8 +203,19 @@ def build_results(
     }
 
 
+PACKAGES = ("schemas", "providers", "sinks", "bus", "pipeline", "consumers", "cli")
+
+
+def compile_bytecode() -> None:
+    """Measure the worker as installed: with its bytecode written, as `make install` does."""
+    for package in PACKAGES:
+        if (REPO / package).is_dir():
+            compileall.compile_dir(REPO / package, quiet=2)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    compile_bytecode()
     load_at_start = os.getloadavg()  # the machine may be shared: say how loaded it was
 
     def log(line: str) -> None:

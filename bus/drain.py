@@ -38,7 +38,10 @@ class DrainWatch:
         await self._consumer.start()
         try:
             tps = await self._partitions()
-            self.targets = await self._true_end_offsets(tps)
+            ends = await self._true_end_offsets(tps)
+            # Records fed back while this ran (it runs beside the pipeline's start) count too.
+            for tp, end in ends.items():
+                self.targets[tp] = max(end, self.targets.get(tp, 0))
         finally:
             await self._consumer.stop()
         self._admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)

@@ -48,6 +48,7 @@ def _kinds(raw: str | None) -> list[str]:
 
 
 def cmd_worker(args: argparse.Namespace, config: Config) -> int:
+    from cli.runtime import run_event_loop
     from cli.worker_main import run_worker
 
     if args.metrics_port is not None:
@@ -56,7 +57,7 @@ def cmd_worker(args: argparse.Namespace, config: Config) -> int:
         config.worker.metrics_port = args.metrics_port
     if args.metrics_host:
         config.worker.metrics_host = args.metrics_host
-    return asyncio.run(run_worker(config, _kinds(args.kinds), drain=args.drain))
+    return run_event_loop(run_worker(config, _kinds(args.kinds), drain=args.drain))
 
 
 def read_task_templates(path: str) -> list[dict[str, Any]]:

@@ -34,11 +34,11 @@ async def run_worker(
         check_session_timeout(config.kafka.session_timeout_s, bounds)
         pipeline = Pipeline(config, bootstrap)
         worker = StreamWorker(config, bootstrap, kinds, pipeline)
+        worker.before_ready = settle_heap  # after start-up, overlapping the group join
         if drain:
             worker.drain_follower = DrainProgress(
                 progress_view("drain", sys.stderr), pipeline.metrics
             ).follow
-        settle_heap()
         host, wanted = config.worker.metrics_host, config.worker.metrics_port
         with metrics_server(pipeline.metrics, host, wanted) as port:
             code = await worker.run(drain=drain)

@@ -109,6 +109,8 @@ class StreamWorker:
         self._ready = asyncio.Event()  # set once the pipeline has started
         # --drain: waits for the drain in place of DrainWatch.wait_done (e.g. showing progress).
         self.drain_follower: Callable[[DrainWatch], Coroutine[Any, Any, None]] | None = None
+        # Runs once the pipeline has started, before the first record (e.g. settling the heap).
+        self.before_ready: Callable[[], None] | None = None
         for kind in kinds:
             self._add_agent(kind, job_topic(config.kafka, kind))
         self._add_agent("retry", retry_topic(config.kafka))
@@ -360,10 +362,16 @@ class StreamWorker:
         return 0
 
     async def _start_pipeline(self, watch: DrainWatch | None) -> None:
-        """Everything but the group: drain targets, catalog, done set, producer; then ready."""
+        """Everything but the group, side by side with it: drain targets, done set, producer;
+        then `before_ready`, and the agents may take records."""
         if watch is not None:
-            await watch.start()
-        await self.pipeline.start(on_produced=watch.note_produced if watch else None)
+            await asyncio.gather(
+                watch.start(), self.pipeline.start(on_produced=watch.note_produced)
+            )
+        else:
+            await self.pipeline.start()
+        if self.before_ready is not None:
+            self.before_ready()  # while the broker still holds the group join, mostly
         self._ready.set()
 
     async def _settle_when_idle(self) -> None:

@@ -35,6 +35,7 @@ from providers.base import ProviderAdapter
 from providers.batch_registry import build_batch_client
 from providers.pricing import ModelPrices, resolve_prices
 from providers.registry import build_adapter
+from providers.transport import tls_context
 from schemas.batches import BatchTicket
 from schemas.config import Config, ModelConfig
 from schemas.errors import FrugalError, JobError
@@ -98,7 +99,7 @@ class Pipeline:
             config,
             self.prices,
             provider_available=self.limits.available,
-            within_budget=self._within_budget,
+            within_budget=self._within_budget if config.budgets else None,  # no caps: all fit
         )
         self.runner = JobRunner(
             config,
@@ -119,6 +120,7 @@ class Pipeline:
         self.produced_hook: Callable[[str, int, int], None] | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._catalog: asyncio.Future[None] | None = None
         self.status_sources: list[Callable[[], str]] = []  # more lines for the status log
         self.processed = 0
         self.metrics = PipelineMetrics()
@@ -127,16 +129,19 @@ class Pipeline:
         self.metrics.sources.spent = self.budgets.spent
 
     async def start(self, on_produced: Callable[[str, int, int], None] | None = None) -> None:
-        """Ready to process; `on_produced` is told of every record fed back to our topics."""
+        """Ready to process; `on_produced` is told of every record fed back to our topics.
+
+        Everything the first record needs starts side by side (the first answer waits on it).
+        """
         if on_produced is not None:
             self.produced_hook = on_produced
-        await asyncio.to_thread(ensure_catalog, self.config.storage)
-        await self.done.refresh()
-        # A restarted worker remembers which models answer validly, from the usage table.
-        self.router.stats.seed(await asyncio.to_thread(outcomes_from_lake, self.config.storage))
-        # ... and how often each model's answers agreed with the audit model (`model_quality`).
-        self.router.quality.seed(await asyncio.to_thread(verdicts_from_lake, self.config.storage))
-        await self.producer.start()
+        # The catalog only serves `frugal sql`: it is made beside the work, and awaited on stop.
+        self._catalog = asyncio.ensure_future(
+            asyncio.to_thread(ensure_catalog, self.config.storage)
+        )
+        await asyncio.gather(
+            self.done.refresh(), self._remember_models(), self.producer.start(), self._warm_tls()
+        )
         if self.spend is not None:
             await self.spend.start()
         self._tasks = [
@@ -153,6 +158,22 @@ class Pipeline:
             batcher = self.batch_mode.batcher
             self._tasks.append(asyncio.create_task(batcher.run(self._stop)))
             self._tasks.append(asyncio.create_task(batcher.follow_known(self._stop)))
+
+    async def _warm_tls(self) -> None:
+        """Read the CA bundle now, beside the group join, rather than on the first call."""
+        if any(p.base_url.startswith("https:") for p in self.config.providers):
+            await asyncio.to_thread(tls_context)
+
+    async def _remember_models(self) -> None:
+        """A restarted worker remembers which models answer validly, from the usage table, and
+        how often each model's answers agreed with the audit model (`model_quality`)."""
+        storage = self.config.storage
+        outcomes, verdicts = await asyncio.gather(
+            asyncio.to_thread(outcomes_from_lake, storage),
+            asyncio.to_thread(verdicts_from_lake, storage),
+        )
+        self.router.stats.seed(outcomes)
+        self.router.quality.seed(verdicts)
 
     async def stop(self, commit: Commit | None = None) -> None:
         """Settle what is buffered (flush, running its acks; then `commit`), close connections."""
@@ -172,6 +193,8 @@ class Pipeline:
             await self.spend.stop()
         for adapter in self.adapters.values():
             await adapter.aclose()
+        if self._catalog is not None:
+            await self._catalog  # a catalog that could not be made fails the command, as before
 
     async def _report_status(self) -> None:
         interval = self.config.worker.status_interval_s
@@ -295,7 +318,7 @@ class Pipeline:
             self.sink.add([], on_durable=record.ack)  # durably part of a submitted batch
             return
         try:
-            result, story = await self.runner.run(job, record.created_at)
+            result, story = await self.runner.run(job, record.created_at, need)
         except JobFailed as failed:
             letter = dead_letters.for_job(
                 record.origin, job, failed.error, failed.story, self.secrets

@@ -14,11 +14,11 @@ at the two places where a call could still be stopped for free:
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from types import TracebackType
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -51,17 +51,33 @@ def still_ours() -> bool:
     return claim is None or claim.still_ours()
 
 
-@asynccontextmanager
-async def admitted(slot: AbstractAsyncContextManager[T], nothing_paid: bool) -> AsyncIterator[T]:
-    """Enter a provider's `slot`; while waiting for it, a record that paid nothing may be
-    cancelled by its consumer (the limiter gives back what it took on cancellation)."""
-    claim = _current.get()
-    async with contextlib.AsyncExitStack() as stack:
+class _Admission(AbstractAsyncContextManager[T]):
+    """`admitted` as a plain context manager: one fewer generator and exit stack per call."""
+
+    def __init__(self, slot: AbstractAsyncContextManager[T], nothing_paid: bool) -> None:
+        self._slot = slot
+        self._nothing_paid = nothing_paid
+
+    async def __aenter__(self) -> T:
+        claim = _current.get()
         if claim is not None:
-            claim.cancellable = nothing_paid
+            claim.cancellable = self._nothing_paid
         try:
-            permit = await stack.enter_async_context(slot)
+            return await self._slot.__aenter__()
         finally:
             if claim is not None:
                 claim.cancellable = False
-        yield permit
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        return await self._slot.__aexit__(exc_type, exc, traceback)
+
+
+def admitted(slot: AbstractAsyncContextManager[T], nothing_paid: bool) -> _Admission[T]:
+    """Enter a provider's `slot`; while waiting for it, a record that paid nothing may be
+    cancelled by its consumer (the limiter gives back what it took on cancellation)."""
+    return _Admission(slot, nothing_paid)

@@ -8,9 +8,8 @@ from dataclasses import dataclass, field, replace
 from pipeline.quality import QualityStats, sample_draw, trusted_model
 from pipeline.validity import PRIOR_VALID, PROMPT_MODE_PRIOR, ValidityStats
 from pipeline.vision import lacks_vision
-from providers.pricing import ModelPrices, cost_usd
+from providers.pricing import ModelPrices, tokens_cost_usd
 from providers.structured import StructuredMode, structured_mode
-from schemas.completion import Usage
 from schemas.config import Config, ModelConfig
 from schemas.jobs import TaskJob
 
@@ -95,6 +94,7 @@ class Router:
             k: trusted_model(config, prices, k) for k in ("classify", "extract", "generate")
         }
         self._available = provider_available or (lambda _name: True)
+        self._modes: dict[str, StructuredMode] = {}  # model name -> structured-output mode
         self._within_budget = within_budget
 
     def min_tier(self, job: TaskJob) -> int:
@@ -169,26 +169,27 @@ class Router:
         return f"{INACCURATE} {kind}: {measured.describe()}, upper bound < min_accuracy {floor:.0%}"
 
     def structured_mode(self, model: ModelConfig) -> StructuredMode:
-        """How the output schema reaches the model, as its adapter will send it."""
-        protocols = {p.name: p.kind for p in self._config.providers}
-        return structured_mode(model, protocols.get(model.provider, "openai"))
+        """How the output schema reaches the model, as its adapter will send it (worked out
+        once per model: the model and its provider's protocol are configuration)."""
+        mode = self._modes.get(model.name)
+        if mode is None:
+            protocols = {p.name: p.kind for p in self._config.providers}
+            mode = structured_mode(model, protocols.get(model.provider, "openai"))
+            self._modes[model.name] = mode
+        return mode
 
     def price(self, model: ModelConfig, input_tokens: int, output_tokens: int) -> float:
         # Expected cache reads (0.1x input on Anthropic) and writes (1.25x), as learned.
         cached = int(input_tokens * self.stats.cached_share(model.name))
         written = int(input_tokens * self.stats.cache_write_share(model.name))
-        usage = Usage(
-            input_tokens=input_tokens, cached_input_tokens=cached, output_tokens=output_tokens,
-            cache_write_tokens=written,
-        )  # fmt: skip
-        return cost_usd(self._prices[model.name], usage)
+        return tokens_cost_usd(
+            self._prices[model.name], input_tokens, output_tokens, cached, written
+        )
 
     def worst_case(self, model: ModelConfig, need: RoutingInput) -> float:
         allowance = min(need.output_allowance, model.max_output_tokens)
-        usage = Usage(
-            input_tokens=int(need.input_tokens * INPUT_MARGIN) + 1, output_tokens=allowance
-        )
-        return cost_usd(self._prices[model.name], usage)
+        worst_input = int(need.input_tokens * INPUT_MARGIN) + 1
+        return tokens_cost_usd(self._prices[model.name], worst_input, allowance)
 
     def _candidate(self, model: ModelConfig, need: RoutingInput) -> Candidate:
         kind = need.job.kind
@@ -254,7 +255,8 @@ class Router:
                 c.model.tier,
             )
         )
-        return [replace(c, reason=self._reason(i, len(found), c, job)) for i, c in enumerate(found)]
+        n = len(found)
+        return [_with_reason(c, self._reason(i, n, c, job)) for i, c in enumerate(found)]
 
     def _reason(self, i: int, n: int, c: Candidate, job: TaskJob) -> str:
         seen = self.stats.seen(c.model.name, job.kind)
@@ -276,3 +278,11 @@ class Router:
 
     def too_large_for_every_model(self, need: RoutingInput) -> bool:
         return not any(self.fits(m, need) for m in self._config.models)
+
+
+def _with_reason(c: Candidate, reason: str) -> Candidate:
+    """`replace(c, reason=reason)` without its per-call field introspection (hot path)."""
+    return Candidate(
+        c.model, c.estimated_cost_usd, c.worst_case_usd, c.valid_rate, reason, c.accuracy,
+        c.purpose, c.audit_of,
+    )  # fmt: skip

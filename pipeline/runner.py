@@ -70,11 +70,12 @@ class JobRunner:
         return RoutingInput(job, tokens + MESSAGE_OVERHEAD_TOKENS, allowance)
 
     async def run(
-        self, job: TaskJob, created_at: datetime | None = None
+        self, job: TaskJob, created_at: datetime | None = None, need: RoutingInput | None = None
     ) -> tuple[ResultRow, JobStory]:
-        """The job's result, or JobFailed / JobError / ParkJob carrying its story."""
+        """The job's result, or JobFailed / JobError / ParkJob carrying its story. `need`:
+        the job's routing input when the caller has it already (token counts cost CPU)."""
         story = JobStory.resume(job, created_at or utcnow())
-        need = self.routing_input(job)
+        need = need if need is not None and need.job is job else self.routing_input(job)
         if self.router.too_large_for_every_model(need):
             raise JobError(f"input of ~{need.input_tokens} tokens fits no model's context window")
         if (blind := unseeable_images(self._config.models, job)) is not None:

@@ -67,17 +67,31 @@ class ModelPrices:
 def cost_usd(prices: ModelPrices, usage: Usage) -> float:
     """Uncached input at the input price, cache reads and writes at theirs, all output
     (reasoning included) at the output price. `usage.input_tokens` includes the cached part."""
-    rates = prices.for_input(usage.input_tokens)
-    cached = min(usage.cached_input_tokens, usage.input_tokens)
-    written = min(usage.cache_write_tokens, usage.input_tokens - cached)
-    uncached = usage.input_tokens - cached - written
+    return tokens_cost_usd(
+        prices,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cached_input_tokens,
+        usage.cache_write_tokens,
+    )
+
+
+def tokens_cost_usd(
+    prices: ModelPrices, input_tokens: int, output_tokens: int, cached: int = 0, written: int = 0
+) -> float:
+    """`cost_usd` from bare counts: routing prices every model for every job, and building
+    a Usage for each estimate cost more than the arithmetic."""
+    rates = prices.for_input(input_tokens)
+    cached = min(cached, input_tokens)
+    written = min(written, input_tokens - cached)
+    uncached = input_tokens - cached - written
     cached_rate = rates.cached_input_per_mtok
     write_rate = rates.cache_write_per_mtok
     dollars_per_mtok = (
         uncached * rates.input_per_mtok
         + cached * (rates.input_per_mtok if cached_rate is None else cached_rate)
         + written * (rates.input_per_mtok if write_rate is None else write_rate)
-        + usage.output_tokens * rates.output_per_mtok
+        + output_tokens * rates.output_per_mtok
     )
     return dollars_per_mtok / PER_MTOK
 

@@ -6,10 +6,13 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 import pyarrow as pa
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Row(BaseModel):
+    # The journal writes rows with model_dump_json: a NaN or infinite float reads back as one.
+    model_config = ConfigDict(ser_json_inf_nan="constants")
+
     table: ClassVar[str]
     arrow_schema: ClassVar[pa.Schema]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -9,9 +10,9 @@ from typing import Any
 import pytest
 
 from pipeline.app import resolve_all_prices
-from pipeline.routing import OVER_BUDGET, Router, RoutingInput
+from pipeline.routing import OVER_BUDGET, Candidate, Router, RoutingInput, _with_reason
 from pipeline.validity import ValidityStats, learned_stats
-from schemas.config import Config, StorageConfig
+from schemas.config import Config, ModelConfig, StorageConfig
 from schemas.jobs import TaskJob, parse_job
 from schemas.rows import UsageRow
 from sinks.parquet import ParquetSink
@@ -188,3 +189,10 @@ async def test_a_restarted_worker_remembers_validity_from_the_usage_table(
 
 def test_an_empty_lake_seeds_nothing(lake: StorageConfig) -> None:
     assert learned_stats(lake).tallies == {}
+
+
+def test_ranked_candidates_keep_every_field_but_their_reason() -> None:
+    model = ModelConfig(name="m", provider="p", model="m", tier=1)
+    c = Candidate(model, 0.1, 0.2, 0.9, "", 0.8, purpose="audit", audit_of="x")
+    ranked = _with_reason(c, "rank 1/1")
+    assert ranked == replace(c, reason="rank 1/1")
