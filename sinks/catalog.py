@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from sinks.model_quality import model_quality_sql
 # Bump when the view definitions change shape, so existing catalogs are re-created.
 CATALOG_VERSION = 3  # 2: the model_quality view; 3: the lake (DuckLake + flush files)
 _META_VIEW = "_frugal_catalog"
+_IN_PROCESS = threading.RLock()  # opening the catalog file, one thread at a time
 _LOCK_RETRIES = 8
 _LOCK_MAX_DELAY_S = 1.0
 
@@ -147,6 +149,11 @@ def ensure_catalog(storage: StorageConfig) -> None:
     Tolerates other processes: while one holds the lock we retry with backoff, and stop early
     once the catalog turns out to be current already.
     """
+    with _IN_PROCESS:  # threads of one process would conflict on the same views
+        _create_views(storage)
+
+
+def _create_views(storage: StorageConfig) -> None:
     lake_dir = storage.lake_dir.resolve()
     lake.ensure_seeds(lake_dir)
     path = storage.catalog_path
@@ -241,18 +248,33 @@ def query(storage: StorageConfig, sql: str) -> QueryResult:
     raise CatalogBusy("the lake catalog stayed busy; try again")  # pragma: no cover
 
 
-def _query_once(storage: StorageConfig, sql: str) -> QueryResult:
-    lake_dir = storage.lake_dir.resolve()
-    if not _lake_ready(storage, lake_dir):
-        ensure_catalog(storage)
-    con = _connect_read_only(storage.catalog_path)
-    try:
-        if not _views_match(con, lake_dir):  # new version, or the data dir was moved
-            con.close()
+def _open_for_query(storage: StorageConfig) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to current views, the lake attached.
+
+    Threads of one process share one DuckDB instance per file, and with it the lake's
+    attachment: they open one at a time (two attaching at once saw a half-attached lake).
+    """
+    with _IN_PROCESS:
+        lake_dir = storage.lake_dir.resolve()
+        if not _lake_ready(storage, lake_dir):
             ensure_catalog(storage)
-            con = _connect_read_only(storage.catalog_path)
-        con.execute("SET TimeZone = 'UTC'")
-        lakehouse.attach(con, storage, read_only=True)
+        con = _connect_read_only(storage.catalog_path)
+        try:
+            if not _views_match(con, lake_dir):  # new version, or the data dir was moved
+                con.close()
+                ensure_catalog(storage)
+                con = _connect_read_only(storage.catalog_path)
+            con.execute("SET TimeZone = 'UTC'")
+            lakehouse.attach(con, storage, read_only=True)
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+
+def _query_once(storage: StorageConfig, sql: str) -> QueryResult:
+    con = _open_for_query(storage)
+    try:
         con.execute("BEGIN TRANSACTION")
         snapshot = _current_snapshot(con)  # the one lake snapshot this query reads
         cursor = con.execute(sql)
