@@ -142,14 +142,27 @@ def committable_offset(consumer: Any, tp: Any) -> int | None:
     return run[-1] + 1
 
 
+def _may_be_read_again(consumer: Any, tp: Any, offset: int, generation: Any) -> bool:
+    """`offset` is not above the highest offset of `tp` delivered before in this generation
+    (or none is known yet): only then can another record in flight have the same offset.
+    Records of a partition arrive in order except after a seek back, so this spares the
+    search through every record in flight for all but the records read again."""
+    delivered: dict[Any, tuple[Any, int]] = consumer.__dict__.setdefault("_frugal_delivered", {})
+    known = delivered.get(tp)
+    fresh = known is not None and known[0] == generation and offset > known[1]
+    if known is None or known[0] != generation or offset > known[1]:
+        delivered[tp] = (generation, offset)
+    return not fresh
+
+
 def already_taken(consumer: Any, message: Any) -> bool:
     """`message` was read again (a seek back to a hole) but is answered or in flight already:
     skip it, and stop tracking it so that it holds no commit back."""
     tp, offset = message.tp, message.offset
     committed = consumer._committed_offset.get(tp)
     taken = (committed is not None and offset < committed) or offset in consumer._acked_index[tp]
-    if not taken:
-        generation = getattr(message, "generation_id", None)
+    generation = getattr(message, "generation_id", None)
+    if not taken and _may_be_read_again(consumer, tp, offset, generation):
         taken = any(
             other is not message
             and other.tp == tp

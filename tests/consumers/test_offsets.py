@@ -128,3 +128,24 @@ def test_a_partition_read_again_keeps_its_read_offset_at_the_hole() -> None:
     assert read[TP] == 12
     del read.rereading[TP]
     assert read[TP] == 300
+
+
+class Unsearchable(set[Delivered]):
+    """The records in flight, where any search through them fails the test."""
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        raise AssertionError("searched the records in flight")
+
+
+def test_records_in_order_are_not_searched_for_and_one_read_again_still_is() -> None:
+    state = consumer(10, [], [])
+    for offset in (10, 11, 12):
+        record = Delivered(offset)
+        assert not already_taken(state, record)
+        state._unacked_messages.add(record)
+    in_flight = set(state._unacked_messages)
+    state._unacked_messages = Unsearchable(in_flight)
+    assert not already_taken(state, Delivered(13))  # past all delivered: no search
+    state._unacked_messages = in_flight
+    assert already_taken(state, Delivered(11))  # read again by a seek back: found in flight
+    assert not already_taken(state, Delivered(11, generation_id=2))  # a new generation's own
