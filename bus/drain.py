@@ -66,7 +66,7 @@ class DrainWatch:
         self._consumer.assign(tps)
         for tp in tps:
             self._consumer.seek(tp, ends[tp])
-        async for record in read_to_end(self._consumer, tps):
+        async for record in read_to_end(self._consumer, tps, ends=dict(ends)):
             tp = TopicPartition(record.topic, record.partition)
             ends[tp] = max(ends[tp], record.offset + 1)
         return ends

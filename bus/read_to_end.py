@@ -17,10 +17,16 @@ MAX_RECORDS = 10_000
 
 
 async def read_to_end(
-    consumer: AIOKafkaConsumer, partitions: list[TopicPartition], poll_ms: int = POLL_MS
+    consumer: AIOKafkaConsumer,
+    partitions: list[TopicPartition],
+    poll_ms: int = POLL_MS,
+    ends: dict[TopicPartition, int] | None = None,
 ) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
-    """Every record from the consumer's positions on `partitions` (assigned) to their end."""
-    ends = await consumer.end_offsets(partitions)
+    """Every record from the consumer's positions on `partitions` (assigned) to their end.
+    `ends`: the reported end offsets when the caller already asked for them (asking twice
+    costs a second round trip, and on Kafka 3.1 it can wait about a second)."""
+    if ends is None:
+        ends = await consumer.end_offsets(partitions)
     while True:
         batch = await consumer.getmany(*partitions, timeout_ms=poll_ms, max_records=MAX_RECORDS)
         for records in batch.values():
