@@ -9,12 +9,10 @@ folded file is deleted only `compact_grace_s` later, so a reader that listed it 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import glob
 import logging
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +24,7 @@ from schemas.rows import TABLE_ROWS
 from sinks import lake, lakehouse
 from sinks.errors import QueryError
 from sinks.journal import recover_orphans, segment_still_journaled
+from sinks.local_lock import local_lock
 from sinks.snapshot_clock import SnapshotClock
 
 logger = logging.getLogger(__name__)
@@ -58,7 +57,8 @@ def compact(
     min_age = storage.compact_after_s if min_age_s is None else min_age_s
     grace = storage.compact_grace_s if grace_s is None else grace_s
     lake.ensure_seeds(storage.lake_dir.resolve())
-    with _compaction_lock(storage):
+    # Flush files are local to a machine: one local lock keeps two passes from folding twice.
+    with local_lock(storage.data_dir, ".compact.lock"):
         for attempt in range(_BUSY_RETRIES):
             try:
                 report = _one_pass(storage, min_age, grace)
@@ -99,18 +99,6 @@ def _one_pass(storage: StorageConfig, min_age: float, grace: float) -> Compactio
     finally:
         con.close()
     return report
-
-
-@contextlib.contextmanager
-def _compaction_lock(storage: StorageConfig) -> Iterator[None]:
-    """Flush files are local to a machine, so one local lock keeps two passes from folding twice."""
-    storage.data_dir.mkdir(parents=True, exist_ok=True)
-    with open(storage.data_dir / ".compact.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def closed_flush_files(storage: StorageConfig, table: str, min_age_s: float) -> list[str]:

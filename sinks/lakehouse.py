@@ -8,13 +8,11 @@ each flush file exactly once (sinks/catalog.py).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import importlib.util
 import os
 import random
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -24,6 +22,7 @@ import pyarrow as pa
 from schemas.config import StorageConfig
 from schemas.rows import TABLE_ROWS
 from sinks.errors import QueryError
+from sinks.local_lock import local_lock
 
 ALIAS = "lake"
 FOLDED = "folded_files"  # flush files already folded in: path, folded_at, removed_at
@@ -148,7 +147,7 @@ def open_lake(storage: StorageConfig) -> duckdb.DuckDBPyConnection:
     (a lock file beside the flush files); across machines (a shared PostgreSQL catalog) the
     one whose commit loses finds, on a retry, what the winner created.
     """
-    with _creation_lock(storage):
+    with local_lock(storage.data_dir, ".lake-create.lock"):
         for attempt in range(_CREATE_RETRIES):
             con: duckdb.DuckDBPyConnection | None = None
             try:
@@ -165,17 +164,6 @@ def open_lake(storage: StorageConfig) -> duckdb.DuckDBPyConnection:
 
 
 _CREATE_RETRIES = 10
-
-
-@contextlib.contextmanager
-def _creation_lock(storage: StorageConfig) -> Iterator[None]:
-    storage.data_dir.mkdir(parents=True, exist_ok=True)
-    with open(storage.data_dir / ".lake-create.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
