@@ -202,8 +202,13 @@ async def test_after_a_429_pacing_restarts_without_a_saved_up_burst() -> None:
     started = loop.time()
     async with limiter.slot(1):
         pass
-    assert loop.time() - started >= 0.2  # the provider's wait is honoured
-    assert limiter._requests is not None and limiter._requests.level < 1.0  # and no burst
+    waited = loop.time() - started
+    assert waited >= 0.2  # the provider's wait is honoured
+    bucket = limiter._requests
+    assert bucket is not None
+    # No burst saved up over the wait (that would be ~13 requests at 67/s): at most what
+    # refilled since the wait ended, which a loaded machine stretches.
+    assert bucket.level < 1.0 + bucket.rate * (waited - 0.2), (bucket.level, waited)
 
 
 async def test_a_provider_without_a_configured_rpm_learns_one_from_its_first_429() -> None:
