@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import signal
 import subprocess
-from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 from support.frugal_testkit import (
     SIM_KEY,
@@ -22,10 +20,9 @@ from support.frugal_testkit import (
     run_frugal,
     start_frugal,
     wait_for,
-    worker_id,
 )
 from support.kafka_kit import KafkaKitBroker
-from support.worker_runs import assert_each_job_answered_once, one_sim_config
+from support.worker_runs import answered_by, assert_each_job_answered_once, one_sim_config
 
 from bench.samples import support_tickets
 from bus.broker import EmbeddedBroker
@@ -35,16 +32,6 @@ from schemas.config import SimConfig
 JOBS = 3000
 MAX_PAID_TWICE = 5
 RPM = 6000  # per worker: ~95 calls/s, so most of a worker's 256 records in flight wait
-
-
-def answered_by(data: Path, worker: subprocess.Popen[bytes]) -> int:
-    try:
-        (count,) = lake_query(
-            data, f"SELECT count(*) FROM results_all WHERE worker = '{worker_id(worker)}'"
-        )[0]
-    except duckdb.IOException:  # no results yet
-        return 0
-    return int(count)
 
 
 @pytest.fixture(scope="module")

@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import signal
-import socket
-import subprocess
-from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 from support.frugal_testkit import (
     SIM_KEY,
     jsonl,
-    lake_query,
     run_frugal,
     start_frugal,
     wait_for,
+    worker_id,
 )
 from support.kafka_kit import KafkaKitBroker
-from support.worker_runs import assert_each_job_answered_once, one_sim_config
+from support.worker_runs import (
+    assert_each_job_answered_once,
+    one_sim_config,
+    results_by_worker,
+)
 
 from bench.samples import support_tickets
 from bus.broker import EmbeddedBroker
@@ -28,17 +28,6 @@ from schemas.config import SimConfig
 
 JOBS = 600
 MAX_IN_FLIGHT = 16
-
-
-def results_by_worker(data: Path) -> dict[str, int]:
-    try:
-        return dict(lake_query(data, "SELECT worker, count(*) FROM results_all GROUP BY 1"))
-    except duckdb.IOException:  # no worker has created the lake yet
-        return {}
-
-
-def worker_id(process: subprocess.Popen[bytes]) -> str:
-    return f"{socket.gethostname()}-{process.pid}"
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import signal
 import time
-from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 from support.frugal_testkit import (
     SIM_KEY,
@@ -18,7 +16,7 @@ from support.frugal_testkit import (
     wait_for,
 )
 from support.kafka_kit import KafkaKitBroker
-from support.worker_runs import assert_each_job_answered_once, one_sim_config
+from support.worker_runs import assert_each_job_answered_once, one_sim_config, result_count
 
 from bench.samples import support_tickets
 from bus.broker import EmbeddedBroker
@@ -27,13 +25,6 @@ from schemas.config import SimConfig
 
 JOBS = 300
 GRACE_S = 6.0
-
-
-def result_count(data: Path) -> int:
-    try:
-        return int(lake_query(data, "SELECT count(*) FROM results_all")[0][0])
-    except duckdb.IOException:  # the worker has not created the lake yet
-        return 0
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,18 @@ correctly."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
+
+import duckdb
 
 from support.frugal_testkit import (
     default_models,
     kafka_settings,
     lake_query,
     sim_providers,
+    worker_id,
     write_config,
 )
 
@@ -49,3 +53,19 @@ def assert_each_job_answered_once(data_dir: Path, jobs: list[dict[str, Any]]) ->
     outputs = {job_id: json.loads(output) for job_id, output in rows}
     for job in jobs:
         assert outputs[job["id"]] == job["metadata"]["expected"], job["id"]
+
+
+def results_by_worker(data_dir: Path) -> dict[str, int]:
+    """Results written so far per `worker` (none before a worker has created the lake)."""
+    try:
+        return dict(lake_query(data_dir, "SELECT worker, count(*) FROM results_all GROUP BY 1"))
+    except duckdb.IOException:
+        return {}
+
+
+def answered_by(data_dir: Path, worker: subprocess.Popen[bytes]) -> int:
+    return results_by_worker(data_dir).get(worker_id(worker), 0)
+
+
+def result_count(data_dir: Path) -> int:
+    return sum(results_by_worker(data_dir).values())
