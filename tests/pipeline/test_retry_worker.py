@@ -41,7 +41,9 @@ def drained(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) ->
                 {"openai": down.base_url, "anthropic": up.base_url, "gemini": up.base_url}
             ),
             models=default_models(),
-            kafka={"partitions": 1},
+            # A session long enough that a loaded machine does not rebalance the group mid-run:
+            # a rebalance holds the partition until the stuck job's backoffs end.
+            kafka={"partitions": 1, "session_timeout_s": 10},
             # Three retries of 1-2 s each: seconds of backoff, all short enough to wait in-task,
             # and long enough that 30 answers behind it finish first on a loaded machine too.
             retry={"max_retries": 3, "base_delay_s": 2.0, "max_delay_s": 2.0, "park_after_s": 10},
