@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -30,6 +31,7 @@ class DrainWatch:
         self.targets: dict[TopicPartition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._admin: AIOKafkaAdminClient | None = None
+        self._committed_now = asyncio.Event()  # set by `nudge`: look again without waiting
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
@@ -94,10 +96,21 @@ class DrainWatch:
             return sum(self.targets.values())
         return sum(max(0, t - committed.get(tp, 0)) for tp, t in self.targets.items())
 
+    def nudge(self) -> None:
+        """This worker just committed: the next look need not wait out its poll interval."""
+        self._committed_now.set()
+
+    async def pause(self, poll_s: float) -> None:
+        """Wait `poll_s` before looking again, or less if this worker commits meanwhile (the
+        drain's last commit ends the wait at once instead of up to `poll_s` later)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._committed_now.wait(), poll_s)
+        self._committed_now.clear()
+
     async def wait_done(self, poll_s: float = 0.25) -> None:
         while (left := await self.remaining()) > 0:
             log.debug("drain: %d records left", left)
-            await asyncio.sleep(poll_s)
+            await self.pause(poll_s)
 
     async def stop(self) -> None:
         if self._admin is not None:

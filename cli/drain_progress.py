@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from bus.drain import DrainWatch
 from cli.progress import ProgressView, Snapshot
 from pipeline.metrics import PipelineMetrics
@@ -34,7 +32,7 @@ class DrainProgress:
                 if left == 0:
                     return
                 self._view.show(self.last)
-                await asyncio.sleep(self._poll_s)
+                await watch.pause(self._poll_s)
         finally:
             self._view.close(self.last)
 

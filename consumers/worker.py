@@ -107,6 +107,7 @@ class StreamWorker:
         self._early_flush: asyncio.Task[None] | None = None
         self._accepting = True
         self._ready = asyncio.Event()  # set once the pipeline has started
+        self._drain: DrainWatch | None = None  # --drain: told of each commit made here
         # --drain: waits for the drain in place of DrainWatch.wait_done (e.g. showing progress).
         self.drain_follower: Callable[[DrainWatch], Coroutine[Any, Any, None]] | None = None
         # Runs once the pipeline has started, before the first record (e.g. settling the heap).
@@ -350,6 +351,7 @@ class StreamWorker:
                 await asyncio.wait_for(self.app.stop(), self.config.worker.shutdown_grace_s)
             raise
         if drain:
+            self._drain = watch
             follow = self.drain_follower or (lambda watch: watch.wait_done())
             waiters.append(asyncio.create_task(follow(watch)))
             helpers.append(asyncio.create_task(self._settle_when_idle()))
@@ -387,6 +389,8 @@ class StreamWorker:
     async def _commit(self) -> None:
         """Commit the offsets acked so far (faust's consumer; never past a record in flight)."""
         await self.app.consumer.commit()
+        if self._drain is not None:
+            self._drain.nudge()
 
     async def _shutdown(self, watch: DrainWatch | None) -> None:
         """Finish in-flight work, flush, commit and leave, all within `shutdown_grace_s`."""
