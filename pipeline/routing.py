@@ -212,8 +212,10 @@ class Router:
             self._candidate(model, need), purpose="audit", audit_of=audit_of, reason=reason
         )
 
-    def plan(self, need: RoutingInput) -> RoutePlan:
-        """Adequate models, cheapest expected cost per valid answer first."""
+    def plan(self, need: RoutingInput, explain: bool = True) -> RoutePlan:
+        """Adequate models, cheapest expected cost per valid answer first. `explain=False`
+        leaves the reasons empty for the caller to ask `reason` for the candidates it tries
+        (a job is usually answered by its first: the others' reasons are never read)."""
         found: list[Candidate] = []
         rejected: dict[str, str] = {}
         for model in self._config.models:
@@ -224,7 +226,13 @@ class Router:
                 rejected[model.name] = why or "inadequate"
                 continue
             found.append(candidate)
-        return RoutePlan(self._ordered(found, need.job), rejected)
+        ordered = self._ordered(found, need.job)
+        if explain:
+            n = len(ordered)
+            ordered = [
+                with_reason(c, self.reason(i, n, c, need.job)) for i, c in enumerate(ordered)
+            ]
+        return RoutePlan(ordered, rejected)
 
     def _unaffordable(self, candidate: Candidate | None, job: TaskJob) -> str | None:
         """Why the job's price cap or the budgets rule this candidate out, or None."""
@@ -255,10 +263,10 @@ class Router:
                 c.model.tier,
             )
         )
-        n = len(found)
-        return [_with_reason(c, self._reason(i, n, c, job)) for i, c in enumerate(found)]
+        return found
 
-    def _reason(self, i: int, n: int, c: Candidate, job: TaskJob) -> str:
+    def reason(self, i: int, n: int, c: Candidate, job: TaskJob) -> str:
+        """Why `c` is tried where it is: rank `i` (from 0) of the `n` adequate models."""
         seen = self.stats.seen(c.model.name, job.kind)
         learned = f"{seen} seen" if seen else "prior"
         extras: list[str] = [self.structured_mode(c.model)]
@@ -280,7 +288,7 @@ class Router:
         return not any(self.fits(m, need) for m in self._config.models)
 
 
-def _with_reason(c: Candidate, reason: str) -> Candidate:
+def with_reason(c: Candidate, reason: str) -> Candidate:
     """`replace(c, reason=reason)` without its per-call field introspection (hot path)."""
     return Candidate(
         c.model, c.estimated_cost_usd, c.worst_case_usd, c.valid_rate, reason, c.accuracy,

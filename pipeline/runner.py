@@ -6,7 +6,6 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Mapping
-from dataclasses import replace
 from datetime import datetime
 
 from pipeline import claims
@@ -15,7 +14,7 @@ from pipeline.budgets import Budgets, CallScope, Reservation
 from pipeline.limits import CircuitOpen, Limits
 from pipeline.prompts import build_request, instructions, output_allowance
 from pipeline.retry import Next, RetryPolicy, sleep_unless
-from pipeline.routing import INACCURATE, OVER_BUDGET, Candidate, Router, RoutingInput
+from pipeline.routing import INACCURATE, OVER_BUDGET, Candidate, Router, RoutingInput, with_reason
 from pipeline.story import JobFailed, JobStory, ParkJob, utcnow
 from pipeline.validation import validate_output
 from pipeline.vision import image_token_estimate, load_images, unseeable_images
@@ -81,13 +80,14 @@ class JobRunner:
         if (blind := unseeable_images(self._config.models, job)) is not None:
             raise JobFailed(story, NoAdequateModel(blind))
         skip_providers = story.exhausted_providers
-        plan = self.router.plan(need)
+        plan = self.router.plan(need, explain=False)  # reasons only for the models tried
+        ranked = len(plan.candidates)
         story.budget_blocked |= plan.budget_blocked
         over_budget = [m for m, why in plan.rejected.items() if why == OVER_BUDGET]
         inaccurate = "".join(
             f"; {m} {why}" for m, why in plan.rejected.items() if why.startswith(INACCURATE)
         )
-        for candidate in plan.candidates:
+        for rank, candidate in enumerate(plan.candidates):
             if (
                 candidate.provider in skip_providers
                 or candidate.model.name in story.skip_models
@@ -96,8 +96,9 @@ class JobRunner:
                 continue
             if self.router.inaccuracy(candidate.model, story.job) is not None:
                 continue  # found inaccurate for the kind since the plan was made
-            candidate = replace(
-                candidate, reason=candidate.reason + _passed_over(story, over_budget) + inaccurate
+            reason = self.router.reason(rank, ranked, candidate, story.job)
+            candidate = with_reason(
+                candidate, reason + _passed_over(story, over_budget) + inaccurate
             )
             outcome = await self._try_candidate(story, candidate, need, over_budget)
             if isinstance(outcome, ResultRow):

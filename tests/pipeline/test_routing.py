@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pipeline.app import resolve_all_prices
-from pipeline.routing import OVER_BUDGET, Candidate, Router, RoutingInput, _with_reason
+from pipeline.routing import OVER_BUDGET, Candidate, Router, RoutingInput, with_reason
 from pipeline.validity import ValidityStats, learned_stats
 from schemas.config import Config, ModelConfig, StorageConfig
 from schemas.jobs import TaskJob, parse_job
@@ -194,5 +194,5 @@ def test_an_empty_lake_seeds_nothing(lake: StorageConfig) -> None:
 def test_ranked_candidates_keep_every_field_but_their_reason() -> None:
     model = ModelConfig(name="m", provider="p", model="m", tier=1)
     c = Candidate(model, 0.1, 0.2, 0.9, "", 0.8, purpose="audit", audit_of="x")
-    ranked = _with_reason(c, "rank 1/1")
+    ranked = with_reason(c, "rank 1/1")
     assert ranked == replace(c, reason="rank 1/1")
