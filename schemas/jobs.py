@@ -8,6 +8,7 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 import jsonschema
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from schemas.errors import JobError
@@ -176,8 +177,13 @@ def decode_object(raw: bytes | str) -> dict[str, Any]:
     if not raw.strip():
         raise JobError("record is not JSON: it is empty")
     try:
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw  # JSON on the wire is UTF-8
-        data = json.loads(text)
+        data = pydantic_core.from_json(raw)  # ~4x faster than json.loads
+    except ValueError:  # json.loads says what is wrong, in the words it always did
+        data = None
+    try:
+        if data is None:
+            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw  # UTF-8 on the wire
+            data = json.loads(text)
     except UnicodeDecodeError:
         raise JobError("record is not JSON: its bytes are not UTF-8 text") from None
     except json.JSONDecodeError as exc:
