@@ -10,6 +10,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, ClassVar
 
 import aiohttp
@@ -97,7 +98,13 @@ def output_limit(model: ModelConfig, request: CompletionRequest) -> int:
 
 def tool_name(request: CompletionRequest) -> str:
     """The request's schema name as a valid function/tool name (^[A-Za-z0-9_-]{1,64}$)."""
-    return _TOOL_NAME_CHARS.sub("_", request.schema_name)[:64] or "output"
+    return _tool_name(request.schema_name)
+
+
+@lru_cache(maxsize=1024)
+def _tool_name(schema_name: str) -> str:
+    """Cached: a workload has a few schema names, and each call needs its name twice."""
+    return _TOOL_NAME_CHARS.sub("_", schema_name)[:64] or "output"
 
 
 def schema_instruction(request: CompletionRequest) -> str:

@@ -46,9 +46,10 @@ def segment_file_name(session: str, segment: int) -> str:
 
 def encode_rows(rows: Sequence[Row]) -> bytes:
     """One JSON line per row: `{"table": ..., "row": {...}}`. pydantic's own JSON encoder
-    writes the row (2.5x faster than json.dumps of model_dump, the same values read back)."""
+    writes the row (2.5x faster than json.dumps of model_dump, the same values read back),
+    as bytes straight from its serializer (`model_dump_json` makes a str to encode again)."""
     return b"".join(
-        b'{"table":"%s","row":%s}\n' % (r.table.encode(), r.model_dump_json().encode())
+        b'{"table":"%s","row":%s}\n' % (r.table.encode(), r.__pydantic_serializer__.to_json(r))
         for r in rows
     )
 
