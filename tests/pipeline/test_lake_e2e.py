@@ -168,11 +168,6 @@ def test_a_reader_during_compaction_never_sees_a_drop(compacted: dict[str, Any])
     assert counts[-1][0] == counts[-1][1]  # and the last look holds each job once
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known race, issue 10 open: in 1 of ~8 full-suite runs one reader query counted "
-    "a fold's results rows twice (777 rows for 433 job ids; usage was not doubled)",
-)
 def test_a_reader_during_compaction_never_sees_a_duplicate(compacted: dict[str, Any]) -> None:
     assert [c for c in compacted["counts"] if c[0] != c[1]] == []
 
