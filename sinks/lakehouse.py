@@ -162,13 +162,22 @@ def open_lake(storage: StorageConfig) -> duckdb.DuckDBPyConnection:
             except (duckdb.Error, QueryError) as exc:
                 if con is not None:
                     con.close()
-                if attempt == _CREATE_RETRIES - 1:
+                if attempt == _CREATE_RETRIES - 1 or not _is_creation_race(exc):
                     raise QueryError(f"cannot create the lake: {_scrub(exc, storage)}") from exc
                 time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
 _CREATE_RETRIES = 10
+# What losing a race to create the same catalog and tables looks like (SQLite or PostgreSQL).
+_RACE_SIGNS = ("commit", "conflict", "already exists", "duplicate key", "unique constraint", "lock")
+
+
+def _is_creation_race(exc: BaseException) -> bool:
+    """A lost creation race is retried; anything else (a wrong DSN, no server, bad
+    credentials) is reported at once instead of after ten tries."""
+    message = str(exc).lower()
+    return any(sign in message for sign in _RACE_SIGNS)
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
