@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from support.frugal_testkit import (
     SIM_KEY,
     default_models,
     jsonl,
+    publish_raw,
     run_frugal,
     sim_providers,
     start_frugal,
@@ -62,16 +62,6 @@ EVERY_ROW = {
     "usage": "SELECT * FROM usage ORDER BY job_id, attempt, ts",
     "dead_letters": "SELECT * FROM dead_letters ORDER BY job_id",
 }
-
-
-async def publish_raw(bootstrap: str, topic: str, values: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for value in values:
-            await producer.send_and_wait(topic, value)
-    finally:
-        await producer.stop()
 
 
 def folded_results(config: Config) -> bool:
