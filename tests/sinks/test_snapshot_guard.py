@@ -8,6 +8,7 @@ These tests put the merge exactly there, on a real lake, and check that the read
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 
 import duckdb
@@ -57,38 +58,40 @@ def count_results(con: duckdb.DuckDBPyConnection) -> int:
     return int(n)
 
 
-def test_a_merge_between_pinning_and_reading_makes_the_read_stale(
-    folded: StorageConfig, writer: duckdb.DuckDBPyConnection
-) -> None:
-    reader = lakehouse.connect(folded, read_only=True)
+@contextlib.contextmanager
+def pinned_reader(storage: StorageConfig) -> Iterator[tuple[duckdb.DuckDBPyConnection, int]]:
+    """A read-only lake connection inside a transaction, and the snapshot it pinned."""
+    reader = lakehouse.connect(storage, read_only=True)
     try:
         reader.execute("BEGIN TRANSACTION")
         pinned = snapshot_guard.pin_snapshot(reader, lakehouse.ALIAS)
+        assert pinned is not None
+        yield reader, pinned
+    finally:
+        reader.close()
+
+
+def test_a_merge_between_pinning_and_reading_makes_the_read_stale(
+    folded: StorageConfig, writer: duckdb.DuckDBPyConnection
+) -> None:
+    with pinned_reader(folded) as (reader, pinned):
         copy_and_merge(writer)
         count_results(reader)  # DuckLake 1.5.5 counts 40 here, though the snapshot holds 20
         reader.execute("COMMIT")
 
         with pytest.raises(StaleRead):
             snapshot_guard.check_read(reader, lakehouse.ALIAS, pinned)
-    finally:
-        reader.close()
 
 
 def test_inserts_after_the_pinned_snapshot_do_not_make_a_read_stale(
     folded: StorageConfig, writer: duckdb.DuckDBPyConnection
 ) -> None:
-    reader = lakehouse.connect(folded, read_only=True)
-    try:
-        reader.execute("BEGIN TRANSACTION")
-        pinned = snapshot_guard.pin_snapshot(reader, lakehouse.ALIAS)
+    with pinned_reader(folded) as (reader, pinned):
         writer.execute(f"INSERT INTO {RESULTS} SELECT * FROM {RESULTS} LIMIT 3")
         assert count_results(reader) == 20  # a logical change after the snapshot: filtered out
         reader.execute("COMMIT")
 
-        assert pinned is not None
         assert not snapshot_guard.read_was_stale(reader, lakehouse.ALIAS, pinned)
-    finally:
-        reader.close()
 
 
 def test_a_query_straddling_a_merge_runs_again_and_sees_each_row_once(
