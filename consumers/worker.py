@@ -19,6 +19,7 @@ from consumers import delivery, offsets
 from consumers.intake import IntakeGate
 from consumers.pipeline_port import WorkerPipeline
 from consumers.quick_start import QuickTableManager
+from consumers.rebalance_log import describe
 from pipeline import claims
 from pipeline.app import InboundRecord
 from pipeline.dead_letters import RecordOrigin
@@ -213,6 +214,7 @@ class StreamWorker:
         committed before the partitions go."""
         if not revoked:
             return
+        started = time.monotonic()
         self._revoking += 1
         try:
             await self._let_go(revoked, self.config.kafka.session_timeout_s / 2)
@@ -222,6 +224,8 @@ class StreamWorker:
         finally:
             self._revoking -= 1
             self.pipeline.hurry(not self._accepting)  # still on if shutting down meanwhile
+            took = time.monotonic() - started
+            log.info("handed over %d partitions in %.2f s", len(revoked), took)
 
     async def _let_go(
         self, partitions: Iterable[Any] | None, timeout_s: float
@@ -251,6 +255,7 @@ class StreamWorker:
     async def _on_partitions_assigned(self, sender: object, assigned: Any, **_: Any) -> None:
         """Partitions taken over may hold jobs their last owner answered but never committed."""
         self._left.clear()  # a new generation: the records left behind are read again
+        log.info("generation %s: %s", self.app.consumer_generation_id, describe(assigned))
         self._take_share_of_limits()
         await self.pipeline.refresh_done()
 
