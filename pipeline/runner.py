@@ -215,8 +215,17 @@ class JobRunner:
                 return decision.next
             retries += 1
             story.retries[model.name] = retries
-            if decision.next is Next.PARK or not await sleep_unless(self.hurry, decision.delay_s):
+            if decision.next is Next.PARK:
                 raise ParkJob(decision.delay_s, story)
+            await self._back_off(story, decision.delay_s)
+
+    async def _back_off(self, story: JobStory, delay_s: float) -> None:
+        """Wait out a retry backoff in the task, unless the record stops being ours (a revoke or
+        shutdown sets `hurry`): then park it for the rest of the wait, at once. A revoke never
+        waits for a backoff, and the job still comes back no sooner than it was due."""
+        due = time.monotonic() + delay_s
+        if not claims.still_ours() or not await sleep_unless(self.hurry, delay_s):
+            raise ParkJob(max(0.0, due - time.monotonic()), story)
 
     async def _call(
         self, story: JobStory, candidate: Candidate, request: CompletionRequest, est_tokens: int

@@ -42,7 +42,9 @@ def drained(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) ->
             ),
             models=default_models(),
             # A session long enough that a loaded machine does not rebalance the group mid-run:
-            # a rebalance holds the partition until the stuck job's backoffs end.
+            # the stuck job parks at once on a revoke (tests/consumers/test_revoke_backoff.py),
+            # but the embedded broker takes seconds to assign the partition again, and no
+            # record behind it is answered meanwhile: longer than its 1-2 s backoffs.
             kafka={"partitions": 1, "session_timeout_s": 10},
             # Three retries of 1-2 s each: seconds of backoff, all short enough to wait in-task,
             # and long enough that 30 answers behind it finish first on a loaded machine too.
