@@ -240,9 +240,9 @@ class StreamWorker:
         leaving = {t: c for t, c in self._in_flight.items() if not c.still_ours()}
         cancelled = [t for t, c in leaving.items() if c.cancellable and not t.done()]
         for task in cancelled:
-            task.cancel()  # waiting for a provider's limits, nothing paid: unacked, redelivered
+            task.cancel()  # waiting for a provider's limits: left unacked, or parked if it paid
         if cancelled:
-            log.info("left %d records not yet sent to their next owner", len(cancelled))
+            log.info("stopped %d records waiting for a provider's limits", len(cancelled))
         if not leaving:
             return set()
         _, pending = await asyncio.wait(set(leaving), timeout=max(0.0, timeout_s))

@@ -258,6 +258,9 @@ class JobRunner:
                 limiter.observe_success(permit, completion)
         except CircuitOpen:
             raise
+        except claims.LetGoWhileWaiting:  # revoked while it waited for the limits: park
+            _let_go(story)
+            raise
         except ProviderError as error:  # the limiter has seen it already
             usage: Usage = error.usage or Usage()
             self._record_call(story, candidate, usage, error.type, started, str(error))

@@ -259,6 +259,55 @@ def test_a_job_whose_record_was_let_go_on_the_wire_parks_instead_of_sleeping(
     assert [r.outcome for r in park.story.usage_rows] == ["server_error"]
 
 
+def test_a_paid_job_let_go_while_waiting_for_limits_parks_with_its_calls(
+    sims: dict[str, SimThread], tmp_path: Any
+) -> None:
+    """Revoked while it waits behind another provider's limits after a paid call failed: the
+    consumer cancels it there (a revoke does not wait for it), and it parks with that call's
+    row instead of losing it."""
+    config = config_for(sims, tmp_path, max_retries=0)
+    for provider in config.providers:
+        provider.max_concurrency = 1
+    sims["openai"].patch(fail_rate=1.0)
+    ours = True
+    claim = claims.Claim(lambda: ours)
+
+    async def scenario() -> ParkJob:
+        nonlocal ours
+        pipeline = Pipeline(config, "127.0.0.1:1", worker_id="test")
+        release = asyncio.Event()
+
+        async def hold(provider: str) -> None:  # another job's call, taking the only slot
+            async with pipeline.limits[provider].slot(1):
+                await release.wait()
+
+        holders = [asyncio.create_task(hold(p)) for p in ("anthropic", "gemini")]
+
+        async def record_task() -> None:
+            claims.hold(claim)
+            await pipeline.runner.run(openai_first())
+
+        task = asyncio.create_task(record_task())
+        deadline = time.monotonic() + 5
+        while not (claim.cancellable and calls(sims["openai"]) == 1):
+            assert time.monotonic() < deadline, "never cancellable while waiting for the limits"
+            await asyncio.sleep(0.01)
+        ours = False
+        task.cancel()  # what the worker's handover does to a record waiting for limits
+        try:
+            with pytest.raises(ParkJob) as parked:
+                await asyncio.wait_for(task, 2)
+        finally:
+            release.set()
+            await asyncio.gather(*holders)
+            await close(pipeline)
+        return parked.value
+
+    park = asyncio.run(scenario())
+    assert [r.outcome for r in park.story.usage_rows] == ["server_error"]
+    assert park.delay_s == 0.0  # due at once: its next owner runs it
+
+
 def test_a_job_only_told_to_slow_down_parks_instead_of_dying(
     sims: dict[str, SimThread], tmp_path: Any
 ) -> None:
