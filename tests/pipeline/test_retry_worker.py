@@ -78,9 +78,11 @@ def test_the_stuck_job_retried_with_backoff_then_died(drained: dict[str, Any]) -
 
 
 def test_the_records_behind_it_finished_while_it_waited(drained: dict[str, Any]) -> None:
+    # A usage row's ts is when its call returned: the first call began latency_ms before.
     (first_call, died) = lake_query(
         drained["data"],
-        "SELECT (SELECT min(ts) FROM usage_all WHERE job_id = 'stuck'),"
+        "SELECT (SELECT min(ts - to_microseconds(CAST(latency_ms * 1000 AS BIGINT)))"
+        " FROM usage_all WHERE job_id = 'stuck'),"
         " (SELECT failed_at FROM dead_letters_all WHERE job_id = 'stuck')",
     )[0]
     done = lake_query(
