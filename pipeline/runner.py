@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import replace
@@ -12,6 +11,7 @@ from datetime import datetime
 from pipeline import claims
 from pipeline.audit import Auditor
 from pipeline.budgets import Budgets, CallScope, Reservation
+from pipeline.job_rows import result_row, usage_row, with_costs
 from pipeline.limits import CircuitOpen, Limits
 from pipeline.prompts import build_request, instructions, output_allowance
 from pipeline.retry import Next, RetryPolicy, sleep_unless
@@ -33,7 +33,7 @@ from schemas.errors import (
     RateLimited,
 )
 from schemas.jobs import TaskJob
-from schemas.rows import ResultRow, UsageRow
+from schemas.rows import ResultRow
 
 __all__ = ["JobFailed", "JobRunner", "JobStory", "ParkJob"]
 
@@ -137,13 +137,13 @@ class JobRunner:
             except CircuitOpen:
                 reference = None
         if not isinstance(reference, ResultRow):  # no verdict: the answer stands, audit billed
-            return _with_costs(answer, story)
+            return with_costs(answer, story)
         agreed = self.auditor.judge(answer, reference, candidate.model.name)
         story.usage_rows[-1] = story.usage_rows[-1].model_copy(update={"agreed": agreed})
         if agreed:
-            return _with_costs(answer, story)
+            return with_costs(answer, story)
         why = f"{reference.route_reason}: overruled {candidate.model.name}'s {answer.output[:200]}"
-        return _with_costs(reference.model_copy(update={"route_reason": why}), story)
+        return with_costs(reference.model_copy(update={"route_reason": why}), story)
 
     def _park_if_a_provider_may_recover(self, story: JobStory, need: RoutingInput) -> None:
         """An adequate provider this job has not exhausted is only paused (breaker open): wait."""
@@ -307,7 +307,7 @@ class JobRunner:
             return error
         self._record_call(story, candidate, completion.usage, "ok", started, "", completion)
         self._learn(candidate, story.job, completion, valid=True)
-        return self._result_row(story, candidate, output)
+        return result_row(story, candidate, output, self.worker_id)
 
     def _learn(
         self, candidate: Candidate, job: TaskJob, completion: Completion, valid: bool
@@ -333,64 +333,9 @@ class JobRunner:
         completion: Completion | None = None,
     ) -> None:
         cost = self._cost(candidate, usage, completion)
-        job = story.job
+        latency_ms = (time.monotonic() - started) * 1000
         story.usage_rows.append(
-            UsageRow(
-                job_id=job.id,
-                attempt=story.attempts + 1,
-                kind=job.kind,
-                tenant=job.tenant,
-                provider=candidate.provider,
-                model=candidate.model.name,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cached_input_tokens=usage.cached_input_tokens,
-                cache_write_tokens=usage.cache_write_tokens,
-                reasoning_tokens=usage.reasoning_tokens,
-                cost_usd=cost,
-                latency_ms=(time.monotonic() - started) * 1000,
-                outcome=outcome,
-                ts=utcnow(),
-                worker=self.worker_id,
-                usage_estimated=usage.estimated,
-                route_reason=candidate.reason,
-                estimated_cost_usd=candidate.estimated_cost_usd,
-                error=error[:500],
-                user=job.user,
-                agent=job.agent,
-                session=job.session,
-                purpose=candidate.purpose,
-                audit_of=candidate.audit_of,
-            )
-        )
-
-    def _result_row(
-        self, story: JobStory, candidate: Candidate, output: dict[str, object]
-    ) -> ResultRow:
-        job = story.job
-        input_tokens, output_tokens = story.tokens()
-        return ResultRow(
-            job_id=job.id,
-            kind=job.kind,
-            tenant=job.tenant,
-            doc_id=job.doc_id,
-            page=job.page,
-            output=json.dumps(output, ensure_ascii=False),
-            provider=candidate.provider,
-            model=candidate.model.name,
-            attempts=story.attempts,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cost_usd=story.cost_usd,
-            latency_ms=(time.monotonic() - story.started) * 1000,
-            created_at=story.created_at,
-            completed_at=utcnow(),
-            escalations=len(story.models_tried) - 1,
-            route_reason=candidate.reason,
-            worker=self.worker_id,
-            user=job.user,
-            agent=job.agent,
-            session=job.session,
+            usage_row(story, candidate, usage, outcome, cost, latency_ms, error, self.worker_id)
         )
 
 
@@ -400,19 +345,6 @@ def _let_go(story: JobStory) -> None:
     if story.usage_rows:
         raise ParkJob(0.0, story)
     raise claims.RecordReleased
-
-
-def _with_costs(row: ResultRow, story: JobStory) -> ResultRow:
-    """The result row billed for every call of the job, its audit included."""
-    input_tokens, output_tokens = story.tokens()
-    return row.model_copy(
-        update={
-            "attempts": story.attempts,
-            "cost_usd": story.cost_usd,
-            "input_tokens": input_tokens,
-            "output_tokens": output_tokens,
-        }
-    )
 
 
 def _passed_over(story: JobStory, over_budget: list[str]) -> str:
