@@ -12,9 +12,10 @@ import duckdb
 
 from schemas.config import StorageConfig
 from schemas.rows import TABLE_ROWS, UsageRow
-from sinks import compaction, lake, lakehouse
+from sinks import compaction, lake, lakehouse, snapshot_guard
 from sinks.errors import CatalogBusy, QueryError
 from sinks.model_quality import model_quality_sql
+from sinks.snapshot_guard import StaleRead
 
 # Bump when the view definitions change shape, so existing catalogs are re-created.
 CATALOG_VERSION = 3  # 2: the model_quality view; 3: the lake (DuckLake + flush files)
@@ -22,6 +23,7 @@ _META_VIEW = "_frugal_catalog"
 _IN_PROCESS = threading.RLock()  # opening the catalog file, one thread at a time
 _LOCK_RETRIES = 8
 _LOCK_MAX_DELAY_S = 1.0
+_STALE_RETRIES = 50  # a read reruns at once; compaction rewrites at most once per pass
 
 # The user-facing columns of each view, in contract order; extra columns follow them.
 SPEC_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -232,20 +234,28 @@ def query(storage: StorageConfig, sql: str) -> QueryResult:
 
     A lake catalog busy with a commit (SQLite's lock) is retried with backoff, and so is a
     query that listed a flush file which compaction removed before the query opened it (its
-    rows are in the lake by then, so the next run sees them there), or whose lake snapshot
-    compaction expired while it ran.
+    rows are in the lake by then, so the next run sees them there). A query that may have
+    straddled a compaction's rewrite of lake files, or outlived its snapshot, runs again at
+    once (sinks/snapshot_guard.py).
     """
-    for attempt in range(_LOCK_RETRIES):
+    stale_reads = 0
+    attempt = 0
+    while True:
         try:
             return _query_once(storage, sql)
-        except _SnapshotExpired:
+        except StaleRead as exc:
+            stale_reads += 1
+            if stale_reads >= _STALE_RETRIES:
+                raise CatalogBusy(
+                    "compaction kept rewriting the lake during the query; try again"
+                ) from exc
             continue  # runs again at once, on the current snapshot
         except duckdb.Error as exc:
             retry = _is_lock_conflict(exc) or _is_removed_flush_file(exc, storage)
             if not retry or attempt == _LOCK_RETRIES - 1:
                 raise QueryError(one_line(exc)) from exc
             _backoff(attempt)
-    raise CatalogBusy("the lake catalog stayed busy; try again")  # pragma: no cover
+            attempt += 1
 
 
 def _open_for_query(storage: StorageConfig) -> duckdb.DuckDBPyConnection:
@@ -276,36 +286,15 @@ def _query_once(storage: StorageConfig, sql: str) -> QueryResult:
     con = _open_for_query(storage)
     try:
         con.execute("BEGIN TRANSACTION")
-        snapshot = _current_snapshot(con)  # the one lake snapshot this query reads
+        snapshot = snapshot_guard.pin_snapshot(con, lakehouse.ALIAS)  # what this query reads
         cursor = con.execute(sql)
         columns = [column[0] for column in cursor.description or []]
         rows = cursor.fetchall() if columns else []
         con.execute("COMMIT")
-        if snapshot is not None and not _snapshot_exists(con, snapshot):
-            raise _SnapshotExpired(snapshot)
+        snapshot_guard.check_read(con, lakehouse.ALIAS, snapshot)
         return QueryResult(columns=columns, rows=rows)
     finally:
         con.close()
-
-
-class _SnapshotExpired(Exception):
-    """Compaction expired the snapshot a query was reading (a query slower than
-    `compact_grace_s`): it may have missed files, so it runs again."""
-
-
-def _current_snapshot(con: duckdb.DuckDBPyConnection) -> int | None:
-    row = con.execute(f"SELECT id FROM {lakehouse.ALIAS}.current_snapshot()").fetchone()
-    return None if row is None else int(row[0])
-
-
-def _snapshot_exists(con: duckdb.DuckDBPyConnection, snapshot: int) -> bool:
-    """Asked after the query's transaction: a snapshot, once expired, never comes back, so if
-    it is still there every file the query listed through it was still there too."""
-    row = con.execute(
-        f"SELECT count(*) FROM ducklake_snapshots('{lakehouse.ALIAS}') WHERE snapshot_id = $s",
-        {"s": snapshot},
-    ).fetchone()
-    return bool(row and row[0])
 
 
 def _lake_ready(storage: StorageConfig, lake_dir: Path) -> bool:

@@ -202,12 +202,37 @@ def apply_retention(con: duckdb.DuckDBPyConnection, storage: StorageConfig) -> d
     return cutoff
 
 
-def merge_small_files(con: duckdb.DuckDBPyConnection) -> None:
-    """Merge small lake files per partition."""
+def merge_small_files(con: duckdb.DuckDBPyConnection) -> bool:
+    """Merge small lake files per partition, once a partition holds more than
+    MAX_FILES_PER_PARTITION (data and delete files); True if it ran.
+
+    Merging rewrites files physically, and every reader whose read straddles that runs again
+    (sinks/snapshot_guard.py): so it runs only when needed, not on every pass.
+    """
+    if not any(
+        _files_per_partition(con, table) > MAX_FILES_PER_PARTITION for table in _LAKE_TABLES
+    ):
+        return False
     # Files that are mostly deletions (retention, forgotten flush-file paths) are rewritten
     # first, so that merging can then take them in.
     con.execute(f"CALL ducklake_rewrite_data_files('{L}', delete_threshold => 0.1)")
     con.execute(f"CALL ducklake_merge_adjacent_files('{L}')")
+    return True
+
+
+MAX_FILES_PER_PARTITION = 5
+_LAKE_TABLES = (
+    *(lakehouse.log_table(t) for t in TABLE_ROWS), lakehouse.DAILY_PARTS, lakehouse.FOLDED,
+)  # fmt: skip
+
+
+def _files_per_partition(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    """The most files (data plus delete files) any one partition directory of `table` holds."""
+    row = con.execute(
+        "SELECT max(n) FROM (SELECT count(*) + count(delete_file) AS n "
+        f"FROM ducklake_list_files('{L}', '{table}') GROUP BY parse_dirpath(data_file))"
+    ).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
 
 
 def expire_and_clean(con: duckdb.DuckDBPyConnection, grace_s: float, settled: int | None) -> None:

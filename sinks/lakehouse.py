@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 import random
 import sqlite3
@@ -21,8 +22,12 @@ import pyarrow as pa
 
 from schemas.config import StorageConfig
 from schemas.rows import TABLE_ROWS
+from sinks import snapshot_guard
 from sinks.errors import QueryError
 from sinks.local_lock import local_lock
+from sinks.snapshot_guard import StaleRead
+
+logger = logging.getLogger(__name__)
 
 ALIAS = "lake"
 FOLDED = "folded_files"  # flush files already folded in: path, folded_at, removed_at
@@ -157,13 +162,22 @@ def open_lake(storage: StorageConfig) -> duckdb.DuckDBPyConnection:
             except (duckdb.Error, QueryError) as exc:
                 if con is not None:
                     con.close()
-                if attempt == _CREATE_RETRIES - 1:
+                if attempt == _CREATE_RETRIES - 1 or not _is_creation_race(exc):
                     raise QueryError(f"cannot create the lake: {_scrub(exc, storage)}") from exc
                 time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
 _CREATE_RETRIES = 10
+# What losing a race to create the same catalog and tables looks like (SQLite or PostgreSQL).
+_RACE_SIGNS = ("commit", "conflict", "already exists", "duplicate key", "unique constraint", "lock")
+
+
+def _is_creation_race(exc: BaseException) -> bool:
+    """A lost creation race is retried; anything else (a wrong DSN, no server, bad
+    credentials) is reported at once instead of after ten tries."""
+    message = str(exc).lower()
+    return any(sign in message for sign in _RACE_SIGNS)
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -230,25 +244,46 @@ class FoldedJobIds:
 
     def read(self, sources_read: set[str]) -> set[str]:
         """Job ids folded from flush files other than `sources_read` since the last read (at
-        the lake's snapshot then); empty without a lake or when no snapshot was added since."""
+        the lake's snapshot then); empty without a lake or when no snapshot was added since.
+
+        A read that straddled a compaction's rewrite may have missed ids (and a missed id is a
+        job paid twice), so it runs again (sinks/snapshot_guard.py).
+        """
         con = self._connection()
         if con is None:
             return set()
-        try:
-            # ~2 ms, where reading the table is ~20: a rebalance refresh must not hold records.
-            row = con.execute(f"SELECT id FROM {ALIAS}.current_snapshot()").fetchone()
-            snapshot = None if row is None else int(row[0])
-            if snapshot is not None and snapshot == self._snapshot:
-                return set()
-            rows = con.execute(
-                f"SELECT DISTINCT job_id FROM {ALIAS}.{log_table('results')} "
-                "WHERE job_id IS NOT NULL AND _source NOT IN (SELECT unnest($read))",
-                {"read": sorted(sources_read)},
-            ).fetchall()
-        except duckdb.Error:
-            return set()  # no results table yet
+        for _ in range(_STALE_RETRIES):
+            try:
+                return self._read_once(con, sources_read)
+            except StaleRead:
+                continue
+            except duckdb.Error:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                return set()  # no results table yet
+        logger.warning("done jobs: the lake kept being rewritten; reading it on the next refresh")
+        self._snapshot = None
+        return set()
+
+    def _read_once(self, con: duckdb.DuckDBPyConnection, sources_read: set[str]) -> set[str]:
+        con.execute("BEGIN TRANSACTION")
+        # ~2 ms, where reading the table is ~20: a rebalance refresh must not hold records.
+        snapshot = snapshot_guard.pin_snapshot(con, ALIAS)
+        if snapshot is not None and snapshot == self._snapshot:
+            con.execute("COMMIT")
+            return set()
+        rows = con.execute(
+            f"SELECT DISTINCT job_id FROM {ALIAS}.{log_table('results')} "
+            "WHERE job_id IS NOT NULL AND _source NOT IN (SELECT unnest($read))",
+            {"read": sorted(sources_read)},
+        ).fetchall()
+        con.execute("COMMIT")
+        snapshot_guard.check_read(con, ALIAS, snapshot)
         self._snapshot = snapshot
         return {r[0] for r in rows}
+
+
+_STALE_RETRIES = 20
 
 
 def add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, source_sql: str) -> None:

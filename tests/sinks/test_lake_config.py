@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pipeline.budgets import Budgets, CallScope
 from schemas.config import BudgetConfig, StorageConfig
 from sinks import lakehouse
+from sinks.errors import QueryError
 
 
 def test_an_object_store_data_dir_keeps_flush_files_on_the_local_disk() -> None:
@@ -51,3 +54,30 @@ async def test_a_user_budget_caps_that_user_only() -> None:
     assert await budgets.reserve(ann, 0.9) is not None
     assert await budgets.reserve(ann, 0.2) is None
     assert await budgets.reserve(bob, 0.9) is not None
+
+
+def test_a_catalog_nobody_serves_is_reported_at_once_without_its_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("PGPASSWORD", "s3cret-pw")
+    storage = StorageConfig(
+        data_dir=tmp_path, catalog=f"postgres:host=127.0.0.1 port={port} dbname=lake user=frugal"
+    )
+    attempts: list[int] = []
+    real_connect = lakehouse.connect
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        attempts.append(1)
+        return real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(lakehouse, "connect", counted)
+
+    with pytest.raises(QueryError) as caught:
+        lakehouse.open_lake(storage)
+
+    assert len(attempts) == 1  # not a lost creation race: no retries
+    assert "s3cret-pw" not in str(caught.value)
+    assert str(caught.value).startswith("cannot create the lake: ")

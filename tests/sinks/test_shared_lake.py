@@ -3,8 +3,10 @@ PostgreSQL catalog; a third process sees every result exactly once."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from support.frugal_testkit import (
     SIM_KEY,
     default_models,
     jsonl,
+    publish_raw,
     run_frugal,
     sim_providers,
     start_frugal,
@@ -32,7 +35,7 @@ from support.lake_servers import (
 from bench.samples import support_tickets
 from bus.broker import EmbeddedBroker
 from providers.sim import SimThread
-from schemas.config import SimConfig
+from schemas.config import Config, SimConfig
 
 JOBS = 150
 
@@ -113,9 +116,13 @@ def test_two_workers_on_an_s3_lake_and_a_third_process_sees_every_result_once(
                 stdin=jsonl(jobs),
             )
             assert published.returncode == 0, published.stderr
-            count = "SELECT count(*) AS n FROM results"
+            config = Config.model_validate(tomllib.loads(configs[0].read_text()))
+            asyncio.run(publish_raw(broker.bootstrap, config.kafka.topic("classify"), [b"nope"]))
+            count = (
+                "SELECT (SELECT count(*) FROM results) + (SELECT count(*) FROM dead_letters) AS n"
+            )
             wait_for(
-                lambda: sql(configs[2], broker.bootstrap, count)[0]["n"] >= JOBS,
+                lambda: sql(configs[2], broker.bootstrap, count)[0]["n"] >= JOBS + 1,
                 timeout=90,
                 what="the reader to see every result in the shared lake",
             )
@@ -132,5 +139,8 @@ def test_two_workers_on_an_s3_lake_and_a_third_process_sees_every_result_once(
     usage = sql(configs[2], broker.bootstrap, "SELECT count(*) AS n FROM usage")
     assert daily[0]["n"] == usage[0]["n"] >= JOBS
     logs = "".join((tmp_path / f"w{i}.log").read_text(errors="replace") for i in range(2))
-    everything = json.dumps(sql(configs[2], broker.bootstrap, "SELECT * FROM usage"), default=str)
+    dead = sql(configs[2], broker.bootstrap, "SELECT * FROM dead_letters")
+    assert [d["error_type"] for d in dead] == ["invalid_job"]
+    tables = [sql(configs[2], broker.bootstrap, f"SELECT * FROM {t}") for t in ("results", "usage")]
+    everything = json.dumps([*tables, dead], default=str)
     assert S3_SECRET not in logs and S3_SECRET not in everything

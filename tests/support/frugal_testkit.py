@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 import tomli_w
+from aiokafka import AIOKafkaProducer
 
 REPO = Path(__file__).resolve().parents[2]
 SIM_KEY = "sk-sim-SECRET-0123456789abcdef"  # the tests' provider key: must never leak
@@ -214,3 +215,14 @@ def wait_for(condition: Callable[[], Any], timeout: float = 60, what: str = "con
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+async def publish_raw(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    """Records as raw bytes, past `frugal publish` (which would refuse the bad ones)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value)
+    finally:
+        await producer.stop()
