@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from bus.topic_creation import create_missing_topics
 from schemas.config import JOB_KINDS, KafkaConfig
 from schemas.errors import FrugalError
 
@@ -75,10 +76,9 @@ async def ensure_topics(
         missing = [t for t in wanted if t not in existing]
         if missing:
             new = [_new_topic(t, kafka) for t in missing]
-            try:
-                await admin.create_topics(new)
-            except KafkaError as exc:  # created concurrently by another process
-                log.debug("create_topics: %s", exc)
+            if refused := await create_missing_topics(admin, new, timeout_s):
+                name, why = sorted(refused.items())[0]
+                raise KafkaUnavailable(f"Kafka did not create topic {name} in time: {why}")
         counts = await _partitions_once_led(admin, wanted, timeout_s)
     finally:
         await admin.close()

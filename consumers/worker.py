@@ -8,7 +8,7 @@ import logging
 import signal
 import time
 from collections import defaultdict
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import faust
@@ -16,13 +16,13 @@ import faust
 from bus.drain import DrainWatch
 from bus.topics import batches_topic, job_topic, retry_topic
 from consumers import delivery, offsets
+from consumers.handover import PartitionHandover
 from consumers.intake import IntakeGate
 from consumers.pipeline_port import WorkerPipeline
 from consumers.quick_start import QuickTableManager
 from pipeline import claims
 from pipeline.app import InboundRecord
 from pipeline.dead_letters import RecordOrigin
-from pipeline.limit_share import describe_share, partition_share
 from schemas.config import Config
 from schemas.jobs import decode_object
 from sinks.errors import SinkWriteError
@@ -82,7 +82,7 @@ def build_app(config: Config, bootstrap: str) -> faust.App:
     )
 
 
-class StreamWorker:
+class StreamWorker(PartitionHandover):
     """Feeds records from faust agents into the pipeline with a bounded number in flight."""
 
     def __init__(
@@ -192,12 +192,6 @@ class StreamWorker:
             and event.message.generation_id == self.app.consumer_generation_id
         )
 
-    def _claim(self, event: faust.EventT[Any]) -> claims.Claim:
-        """The record is ours until its partition's epoch moves on or the worker stops."""
-        key = (event.message.topic, event.message.partition)
-        epoch = self._epochs[key]
-        return claims.Claim(lambda: self._accepting and self._epochs[key] == epoch)
-
     async def _wait_until_due(self, event: faust.EventT[Any]) -> bool:
         """Hold the retry topic until its head record is due; False if it stopped being ours.
 
@@ -207,67 +201,6 @@ class StreamWorker:
         while self._still_ours(event) and (wait := due - time.time()) > 0:
             await asyncio.sleep(min(wait, RETRY_POLL_S))
         return self._still_ours(event)
-
-    async def _on_partitions_revoked(self, sender: object, revoked: Any, **_: Any) -> None:
-        """Hand partitions over without paying for anything twice: records not yet sent are
-        left to the next owner, calls on the wire finish, and their rows are durable and
-        committed before the partitions go."""
-        if not revoked:
-            return
-        self._revoking += 1
-        try:
-            await self._let_go(revoked, self.config.kafka.session_timeout_s / 2)
-            await self.pipeline.settle(self._commit)
-        except Exception:  # the handover is best effort: the done set catches what slips
-            log.exception("could not settle work in flight before a rebalance")
-        finally:
-            self._revoking -= 1
-            self.pipeline.hurry(not self._accepting)  # still on if shutting down meanwhile
-
-    async def _let_go(
-        self, partitions: Iterable[Any] | None, timeout_s: float
-    ) -> set[asyncio.Task[None]]:
-        """End the claims on `partitions` (None: all), cancel the records that paid nothing yet
-        and wait for the rest; the tasks still running at the deadline."""
-        if partitions is not None:
-            keys = {(tp.topic, tp.partition) for tp in partitions}
-            for key in keys:
-                self._epochs[key] += 1
-        self.pipeline.hurry(True)  # backoffs park on the retry topic instead of sleeping
-        leaving = {t: c for t, c in self._in_flight.items() if not c.still_ours()}
-        cancelled = [t for t, c in leaving.items() if c.cancellable and not t.done()]
-        for task in cancelled:
-            task.cancel()  # waiting for a provider's limits, nothing paid: unacked, redelivered
-        if cancelled:
-            log.info("left %d records not yet sent to their next owner", len(cancelled))
-        if not leaving:
-            return set()
-        _, pending = await asyncio.wait(set(leaving), timeout=max(0.0, timeout_s))
-        return pending
-
-    def _leave(self, event: faust.EventT[Any]) -> None:
-        """Not acked: redelivered to whoever owns the partition next; no commit passes it."""
-        self._left.append(event.message)
-
-    async def _on_partitions_assigned(self, sender: object, assigned: Any, **_: Any) -> None:
-        """Partitions taken over may hold jobs their last owner answered but never committed."""
-        self._left.clear()  # a new generation: the records left behind are read again
-        self._take_share_of_limits()
-        await self.pipeline.refresh_done()
-
-    def _take_share_of_limits(self) -> None:
-        """Re-split the providers' rpm/tpm by the new assignment (pipeline.limit_share)."""
-        consumer = self.app.consumer
-        # The cluster metadata every member has (faust's topic_partitions is the leader's only).
-        kafka = consumer._thread._ensure_consumer()  # type: ignore[attr-defined]
-
-        def partitions_of(topic: str) -> int | None:
-            return len(kafka.partitions_for_topic(topic) or ()) or None
-
-        share = partition_share(consumer.assignment(), self.topics, partitions_of)
-        if share is not None and share > 0:
-            self.pipeline.set_group_share(share)
-            log.info("limits: %s", describe_share(share))
 
     def _kind_of(self, kind: str, value: bytes) -> str:
         if kind != "retry":

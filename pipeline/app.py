@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -31,6 +31,7 @@ from pipeline.routing import Router
 from pipeline.runner import JobFailed, JobRunner, ParkJob
 from pipeline.spend import SpendLedger
 from pipeline.validity import outcomes_from_lake
+from pipeline.worker_port import Commit, WorkerPort
 from providers.base import ProviderAdapter
 from providers.batch_registry import build_batch_client
 from providers.pricing import ModelPrices, resolve_prices
@@ -44,7 +45,6 @@ from schemas.rows import DeadLetter, Row
 from sinks.catalog import ensure_catalog
 from sinks.parquet import ParquetSink
 
-Commit = Callable[[], Awaitable[object]]  # the consumer's commit of acked offsets
 log = logging.getLogger("frugal.worker")
 
 
@@ -70,7 +70,7 @@ def resolve_all_prices(config: Config) -> dict[str, ModelPrices]:
     return {m.name: resolve_prices(m, config.provider(m.provider)) for m in config.models}
 
 
-class Pipeline:
+class Pipeline(WorkerPort):
     """One worker's machinery; `process` takes a record all the way to durable rows."""
 
     def __init__(
@@ -248,54 +248,6 @@ class Pipeline:
                 event.set()
             else:
                 event.clear()
-
-    # -- what a stream worker asks of the pipeline (consumers/pipeline_port.py) --------------
-
-    async def settle(self, commit: Commit | None = None) -> None:
-        """Flush, then commit: the one place answers become durable (their records acked) and
-        the acked offsets committed. Revoke, idle drain, early flush and shutdown all come here.
-
-        A failed flush raises and commits nothing new. A failed commit is logged, not raised:
-        the offsets stay where they were, and whoever reads the records again skips the
-        answered ones through the done set."""
-        await self.sink.flush()
-        if commit is None:
-            return
-        try:
-            await commit()
-        except Exception as error:
-            log.warning("commit after flush failed (%s): the next commit covers it", error)
-
-    async def refresh_done(self, after_current: bool = False) -> None:
-        """Read which jobs the lake has answered; `after_current`: once a refresh under way ends."""
-        if after_current:
-            await self.done.settled()
-        await self.done.refresh()
-
-    def set_group_share(self, share: float) -> None:
-        self.limits.set_group_share(share)
-
-    def saturated(self) -> list[str]:
-        return self.limits.saturated()
-
-    @property
-    def awaiting_ack(self) -> int:
-        return self.sink.awaiting_ack
-
-    @property
-    def pending_records(self) -> int:
-        return self.sink.pending_records
-
-    def observe_worker(
-        self,
-        status: Callable[[], str],
-        records_in_flight: Callable[[], int],
-        intake_paused: Callable[[], bool],
-    ) -> None:
-        """The worker's own figures, for the status log and the metrics."""
-        self.status_sources.append(status)
-        self.metrics.sources.records_in_flight = records_in_flight
-        self.metrics.sources.intake_paused = intake_paused
 
     async def _run_job(self, record: InboundRecord, job: TaskJob) -> None:
         await self.done.settled()

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from pipeline.batching import UNANSWERED, Batcher
 from pipeline.budgets import CallScope
+from pipeline.job_rows import result_row
 from pipeline.prompts import build_request
 from pipeline.retry import Next, RetryPolicy, sleep_unless
 from pipeline.routing import Candidate
@@ -117,7 +118,7 @@ class BatchFollower:
                 self._record(story, candidate, completion.usage, "ok", started, "", ticket)
                 self._runner._learn(candidate, job, completion, valid=True)
                 end.rows.extend(story.usage_rows)
-                end.rows.append(self._runner._result_row(story, candidate, output))
+                end.rows.append(result_row(story, candidate, output, self._runner.worker_id))
                 end.answered.append(job.id)
                 await self._batcher.settle(item.custom_id, scope, story.usage_rows[-1].cost_usd)
                 return

@@ -6,14 +6,16 @@ committed offset, so nothing more may be paid for it here. The consumer gives ea
 task a `Claim` (a context variable, so the pipeline needs no Kafka types); the runner asks it
 at the two places where a call could still be stopped for free:
 
-- `admitted`: waiting behind a provider's limits. While the record has paid for nothing, the
-  consumer may cancel the task there outright (nothing was sent, nothing held).
+- `admitted`: waiting behind a provider's limits. The consumer may cancel the task there: a
+  record that paid for nothing yet is then simply left (nothing was sent, nothing held); one
+  whose earlier calls were paid gets `LetGoWhileWaiting` instead, so that it parks with them.
 - `still_ours`, right before the HTTP send: a call that passes it is on the wire and is let
   finish; its rows are made durable before the partition is released.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
@@ -28,12 +30,17 @@ class RecordReleased(Exception):  # a signal to the consumer, not an error
     """The record stopped being ours before anything was paid for it: leave it unacked."""
 
 
+class LetGoWhileWaiting(Exception):  # a signal to the runner, not an error
+    """The record stopped being ours while it waited for a provider's limits, after earlier
+    calls were paid: nothing more is sent, and it parks with their rows."""
+
+
 @dataclass
 class Claim:
     """One record's hold on its partition, as the consumer sees it."""
 
     still_ours: Callable[[], bool]
-    # True only while the record waits for admission and has paid for nothing yet.
+    # True only while the record waits for admission: the consumer may cancel it there.
     cancellable: bool = False
 
 
@@ -61,9 +68,16 @@ class _Admission(AbstractAsyncContextManager[T]):
     async def __aenter__(self) -> T:
         claim = _current.get()
         if claim is not None:
-            claim.cancellable = self._nothing_paid
+            claim.cancellable = True
         try:
             return await self._slot.__aenter__()
+        except asyncio.CancelledError:
+            if claim is None or claim.still_ours() or self._nothing_paid:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # the cancel meant "let go": the runner parks the record
+            raise LetGoWhileWaiting from None
         finally:
             if claim is not None:
                 claim.cancellable = False
@@ -78,6 +92,7 @@ class _Admission(AbstractAsyncContextManager[T]):
 
 
 def admitted(slot: AbstractAsyncContextManager[T], nothing_paid: bool) -> _Admission[T]:
-    """Enter a provider's `slot`; while waiting for it, a record that paid nothing may be
-    cancelled by its consumer (the limiter gives back what it took on cancellation)."""
+    """Enter a provider's `slot`; while waiting for it, the record may be cancelled by its
+    consumer (the limiter gives back what it took on cancellation). Cancelled once no longer
+    ours after paying for calls, it raises LetGoWhileWaiting rather than losing their rows."""
     return _Admission(slot, nothing_paid)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Mapping
 from datetime import datetime
@@ -11,6 +10,7 @@ from datetime import datetime
 from pipeline import claims
 from pipeline.audit import Auditor
 from pipeline.budgets import Budgets, CallScope, Reservation
+from pipeline.job_rows import result_row, usage_row, with_costs
 from pipeline.limits import CircuitOpen, Limits
 from pipeline.prompts import build_request, instructions, output_allowance
 from pipeline.retry import Next, RetryPolicy, sleep_unless
@@ -32,7 +32,7 @@ from schemas.errors import (
     RateLimited,
 )
 from schemas.jobs import TaskJob
-from schemas.rows import ResultRow, UsageRow
+from schemas.rows import ResultRow
 
 __all__ = ["JobFailed", "JobRunner", "JobStory", "ParkJob"]
 
@@ -138,13 +138,13 @@ class JobRunner:
             except CircuitOpen:
                 reference = None
         if not isinstance(reference, ResultRow):  # no verdict: the answer stands, audit billed
-            return _with_costs(answer, story)
+            return with_costs(answer, story)
         agreed = self.auditor.judge(answer, reference, candidate.model.name)
         story.usage_rows[-1] = story.usage_rows[-1].model_copy(update={"agreed": agreed})
         if agreed:
-            return _with_costs(answer, story)
+            return with_costs(answer, story)
         why = f"{reference.route_reason}: overruled {candidate.model.name}'s {answer.output[:200]}"
-        return _with_costs(reference.model_copy(update={"route_reason": why}), story)
+        return with_costs(reference.model_copy(update={"route_reason": why}), story)
 
     def _park_if_a_provider_may_recover(self, story: JobStory, need: RoutingInput) -> None:
         """An adequate provider this job has not exhausted is only paused (breaker open): wait."""
@@ -216,8 +216,17 @@ class JobRunner:
                 return decision.next
             retries += 1
             story.retries[model.name] = retries
-            if decision.next is Next.PARK or not await sleep_unless(self.hurry, decision.delay_s):
+            if decision.next is Next.PARK:
                 raise ParkJob(decision.delay_s, story)
+            await self._back_off(story, decision.delay_s)
+
+    async def _back_off(self, story: JobStory, delay_s: float) -> None:
+        """Wait out a retry backoff in the task, unless the record stops being ours (a revoke or
+        shutdown sets `hurry`): then park it for the rest of the wait, at once. A revoke never
+        waits for a backoff, and the job still comes back no sooner than it was due."""
+        due = time.monotonic() + delay_s
+        if not claims.still_ours() or not await sleep_unless(self.hurry, delay_s):
+            raise ParkJob(max(0.0, due - time.monotonic()), story)
 
     async def _call(
         self, story: JobStory, candidate: Candidate, request: CompletionRequest, est_tokens: int
@@ -249,6 +258,9 @@ class JobRunner:
                 completion = await self._settled(reservation, candidate, call)
                 limiter.observe_success(permit, completion)
         except CircuitOpen:
+            raise
+        except claims.LetGoWhileWaiting:  # revoked while it waited for the limits: park
+            _let_go(story)
             raise
         except ProviderError as error:  # the limiter has seen it already
             usage: Usage = error.usage or Usage()
@@ -296,7 +308,7 @@ class JobRunner:
             return error
         self._record_call(story, candidate, completion.usage, "ok", started, "", completion)
         self._learn(candidate, story.job, completion, valid=True)
-        return self._result_row(story, candidate, output)
+        return result_row(story, candidate, output, self.worker_id)
 
     def _learn(
         self, candidate: Candidate, job: TaskJob, completion: Completion, valid: bool
@@ -322,64 +334,9 @@ class JobRunner:
         completion: Completion | None = None,
     ) -> None:
         cost = self._cost(candidate, usage, completion)
-        job = story.job
+        latency_ms = (time.monotonic() - started) * 1000
         story.usage_rows.append(
-            UsageRow(
-                job_id=job.id,
-                attempt=story.attempts + 1,
-                kind=job.kind,
-                tenant=job.tenant,
-                provider=candidate.provider,
-                model=candidate.model.name,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cached_input_tokens=usage.cached_input_tokens,
-                cache_write_tokens=usage.cache_write_tokens,
-                reasoning_tokens=usage.reasoning_tokens,
-                cost_usd=cost,
-                latency_ms=(time.monotonic() - started) * 1000,
-                outcome=outcome,
-                ts=utcnow(),
-                worker=self.worker_id,
-                usage_estimated=usage.estimated,
-                route_reason=candidate.reason,
-                estimated_cost_usd=candidate.estimated_cost_usd,
-                error=error[:500],
-                user=job.user,
-                agent=job.agent,
-                session=job.session,
-                purpose=candidate.purpose,
-                audit_of=candidate.audit_of,
-            )
-        )
-
-    def _result_row(
-        self, story: JobStory, candidate: Candidate, output: dict[str, object]
-    ) -> ResultRow:
-        job = story.job
-        input_tokens, output_tokens = story.tokens()
-        return ResultRow(
-            job_id=job.id,
-            kind=job.kind,
-            tenant=job.tenant,
-            doc_id=job.doc_id,
-            page=job.page,
-            output=json.dumps(output, ensure_ascii=False),
-            provider=candidate.provider,
-            model=candidate.model.name,
-            attempts=story.attempts,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cost_usd=story.cost_usd,
-            latency_ms=(time.monotonic() - story.started) * 1000,
-            created_at=story.created_at,
-            completed_at=utcnow(),
-            escalations=len(story.models_tried) - 1,
-            route_reason=candidate.reason,
-            worker=self.worker_id,
-            user=job.user,
-            agent=job.agent,
-            session=job.session,
+            usage_row(story, candidate, usage, outcome, cost, latency_ms, error, self.worker_id)
         )
 
 
@@ -389,19 +346,6 @@ def _let_go(story: JobStory) -> None:
     if story.usage_rows:
         raise ParkJob(0.0, story)
     raise claims.RecordReleased
-
-
-def _with_costs(row: ResultRow, story: JobStory) -> ResultRow:
-    """The result row billed for every call of the job, its audit included."""
-    input_tokens, output_tokens = story.tokens()
-    return row.model_copy(
-        update={
-            "attempts": story.attempts,
-            "cost_usd": story.cost_usd,
-            "input_tokens": input_tokens,
-            "output_tokens": output_tokens,
-        }
-    )
 
 
 def _passed_over(story: JobStory, over_budget: list[str]) -> str:

@@ -11,6 +11,7 @@ import pytest
 from support.frugal_testkit import SIM_KEY, default_models, sim_providers
 
 from bench.samples import support_tickets
+from pipeline import claims
 from pipeline.app import Pipeline
 from pipeline.dead_letters import RecordOrigin, for_job
 from pipeline.runner import JobFailed, ParkJob
@@ -192,6 +193,119 @@ def test_shutting_down_parks_a_job_waiting_out_a_backoff(
         return elapsed
 
     assert asyncio.run(scenario()) < 1.0
+
+
+def test_a_job_hurried_mid_backoff_parks_for_the_rest_of_it_only(
+    sims: dict[str, SimThread], tmp_path: Any
+) -> None:
+    """A revoke or shutdown must not make the job wait its whole backoff again on the retry
+    topic: it comes back when the backoff it was sleeping would have ended."""
+    config = config_for(sims, tmp_path, base_delay_s=8, max_delay_s=8, park_after_s=9)
+    sims["openai"].patch(fail_rate=1.0)
+
+    async def scenario() -> tuple[float, float]:
+        pipeline = Pipeline(config, "127.0.0.1:1", worker_id="test")
+        task = asyncio.create_task(pipeline.runner.run(openai_first()))
+        while calls(sims["openai"]) < 1:
+            await asyncio.sleep(0.01)
+        failed = time.monotonic()
+        await asyncio.sleep(2.0)  # two seconds into a backoff of 4-8 s
+        pipeline.hurry(True)
+        with pytest.raises(ParkJob) as parked:
+            await asyncio.wait_for(task, 5)
+        slept = time.monotonic() - failed
+        await close(pipeline)
+        return parked.value.delay_s, slept
+
+    rest, slept = asyncio.run(scenario())
+    assert 4.0 - slept <= rest <= 8.0 - slept + 0.1
+
+
+def test_a_job_whose_record_was_let_go_on_the_wire_parks_instead_of_sleeping(
+    sims: dict[str, SimThread], tmp_path: Any
+) -> None:
+    """A call outlived the revoke's wait (its claim ended, the handover is over, the hurry is
+    off again): when it fails, the job parks at once, keeping its paid call, instead of
+    sleeping out a backoff for a record another worker owns now."""
+    config = config_for(sims, tmp_path, base_delay_s=8, max_delay_s=8, park_after_s=9)
+    sims["openai"].patch(fail_rate=1.0, latency_ms=300)
+    ours = True
+
+    async def scenario() -> tuple[ParkJob, float]:
+        pipeline = Pipeline(config, "127.0.0.1:1", worker_id="test")
+
+        async def record_task() -> None:
+            claims.hold(claims.Claim(lambda: ours))
+            await pipeline.runner.run(openai_first())
+
+        task = asyncio.create_task(record_task())
+        while sims["openai"].stats()["in_flight"] < 1:
+            await asyncio.sleep(0.01)
+        let_go = time.monotonic()
+        nonlocal ours
+        ours = False  # revoked while the call is on the wire
+        with pytest.raises(ParkJob) as parked:
+            await asyncio.wait_for(task, 5)
+        took = time.monotonic() - let_go
+        await close(pipeline)
+        return parked.value, took
+
+    try:
+        park, took = asyncio.run(scenario())
+    finally:
+        sims["openai"].patch(latency_ms=0)
+    assert took < 2.0  # the call's 0.3 s, not a backoff of 4-8 s
+    assert park.delay_s >= 3.5  # the backoff it owes travels with it
+    assert [r.outcome for r in park.story.usage_rows] == ["server_error"]
+
+
+def test_a_paid_job_let_go_while_waiting_for_limits_parks_with_its_calls(
+    sims: dict[str, SimThread], tmp_path: Any
+) -> None:
+    """Revoked while it waits behind another provider's limits after a paid call failed: the
+    consumer cancels it there (a revoke does not wait for it), and it parks with that call's
+    row instead of losing it."""
+    config = config_for(sims, tmp_path, max_retries=0)
+    for provider in config.providers:
+        provider.max_concurrency = 1
+    sims["openai"].patch(fail_rate=1.0)
+    ours = True
+    claim = claims.Claim(lambda: ours)
+
+    async def scenario() -> ParkJob:
+        nonlocal ours
+        pipeline = Pipeline(config, "127.0.0.1:1", worker_id="test")
+        release = asyncio.Event()
+
+        async def hold(provider: str) -> None:  # another job's call, taking the only slot
+            async with pipeline.limits[provider].slot(1):
+                await release.wait()
+
+        holders = [asyncio.create_task(hold(p)) for p in ("anthropic", "gemini")]
+
+        async def record_task() -> None:
+            claims.hold(claim)
+            await pipeline.runner.run(openai_first())
+
+        task = asyncio.create_task(record_task())
+        deadline = time.monotonic() + 5
+        while not (claim.cancellable and calls(sims["openai"]) == 1):
+            assert time.monotonic() < deadline, "never cancellable while waiting for the limits"
+            await asyncio.sleep(0.01)
+        ours = False
+        task.cancel()  # what the worker's handover does to a record waiting for limits
+        try:
+            with pytest.raises(ParkJob) as parked:
+                await asyncio.wait_for(task, 2)
+        finally:
+            release.set()
+            await asyncio.gather(*holders)
+            await close(pipeline)
+        return parked.value
+
+    park = asyncio.run(scenario())
+    assert [r.outcome for r in park.story.usage_rows] == ["server_error"]
+    assert park.delay_s == 0.0  # due at once: its next owner runs it
 
 
 def test_a_job_only_told_to_slow_down_parks_instead_of_dying(
