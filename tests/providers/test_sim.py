@@ -285,16 +285,20 @@ def test_rpm_limit_answers_429_with_retry_after() -> None:
 
 
 def test_rpm_limit_holds_throughput_near_the_limit() -> None:
+    """Never more than the burst plus the rate; near it while the client keeps asking (the
+    lower bound is loose: on a loaded machine a slow client lets a full bucket overflow)."""
     rpm = 1200  # 20 per second, bursts of one second's worth
     with SimThread(SimConfig(rpm=rpm)) as sim, httpx.Client(base_url=sim.base_url) as http:
         started = time.monotonic()
-        statuses = []
-        while time.monotonic() - started < 1.0:
+        statuses: list[int] = []
+        while time.monotonic() - started < 1.0 or statuses.count(429) < 5:
             statuses.append(http.post("/v1/chat/completions", json=openai_body("x")).status_code)
+            assert time.monotonic() - started < 30, "the limit never answered 429"
         elapsed = time.monotonic() - started
-    expected = rpm / 60 * (1 + elapsed)  # the burst, then the steady rate
+    ceiling = rpm / 60 * (1 + elapsed)  # the burst, then the steady rate
     assert set(statuses) == {200, 429}
-    assert abs(statuses.count(200) - expected) <= 0.15 * expected + 2
+    assert statuses.count(200) <= ceiling + 2
+    assert statuses.count(200) >= 0.5 * ceiling
 
 
 def test_accounts_behind_path_prefixes_have_separate_limits(sim: SimThread) -> None:
