@@ -47,11 +47,11 @@ def read_was_stale(con: duckdb.DuckDBPyConnection, alias: str, snapshot: int) ->
     snapshot rewrote files physically. A snapshot, once expired, never comes back, and every
     rewrite that committed before this question is listed by it."""
     logical = ", ".join(f"'{change}'" for change in LOGICAL_CHANGES)
+    s = int(snapshot)  # inlined: binding a parameter makes DuckDB import pandas
     row = con.execute(
-        "SELECT count(*) FILTER (snapshot_id = $s), "
-        f"count(*) FILTER (snapshot_id > $s AND NOT list_has_all([{logical}], map_keys(changes))) "
-        f"FROM ducklake_snapshots('{alias}')",
-        {"s": snapshot},
+        f"SELECT count(*) FILTER (snapshot_id = {s}), "
+        f"count(*) FILTER (snapshot_id > {s} AND NOT list_has_all([{logical}], map_keys(changes))) "
+        f"FROM ducklake_snapshots('{alias}')"
     ).fetchone()
     if row is None:
         return True
