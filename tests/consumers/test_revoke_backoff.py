@@ -21,19 +21,16 @@ import pytest
 from support.frugal_testkit import (
     SIM_KEY,
     default_models,
-    jsonl,
     kafka_settings,
     lake_query,
-    run_frugal,
     sim_providers,
     start_frugal,
     wait_for,
     write_config,
 )
 from support.kafka_kit import KafkaKitBroker
-from support.worker_runs import result_count
+from support.worker_runs import publish_stuck_and_followers, result_count
 
-from bench.samples import support_tickets
 from bus.broker import EmbeddedBroker
 from providers.sim import SimThread
 from schemas.config import SimConfig
@@ -105,15 +102,7 @@ def handed_over(
                 lambda: _both_in_one_generation(logs), timeout=60, what="both workers to join"
             )
             owner = next(i for i, h in enumerate(held) if f"{prefix}.classify[0]" in h)
-            tickets = support_tickets(FOLLOWERS + 1)
-            stuck = {**tickets[0], "id": "stuck", "providers": ["openai"]}
-            followers = [{**t, "providers": ["gemini"]} for t in tickets[1:]]
-            published = run_frugal(
-                ["publish", "--config", str(config), "-"],
-                bootstrap=broker.bootstrap,
-                stdin=jsonl([stuck, *followers]),
-            )
-            assert published.returncode == 0, published.stderr
+            publish_stuck_and_followers(config, broker.bootstrap, FOLLOWERS)
             down.wait_for(lambda s: s["requests"] >= 1, timeout=30)  # it sleeps from now on
             failed_at = time.time()
             other = workers[1 - owner]

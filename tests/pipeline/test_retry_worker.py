@@ -9,14 +9,13 @@ import pytest
 from support.frugal_testkit import (
     SIM_KEY,
     default_models,
-    jsonl,
     lake_query,
     run_frugal,
     sim_providers,
     write_config,
 )
+from support.worker_runs import publish_stuck_and_followers
 
-from bench.samples import support_tickets
 from bus.broker import EmbeddedBroker
 from providers.sim import SimThread
 from schemas.config import SimConfig
@@ -50,15 +49,7 @@ def drained(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) ->
             # and long enough that 30 answers behind it finish first on a loaded machine too.
             retry={"max_retries": 3, "base_delay_s": 2.0, "max_delay_s": 2.0, "park_after_s": 10},
         )
-        tickets = support_tickets(FOLLOWERS + 1)
-        stuck = {**tickets[0], "id": "stuck", "providers": ["openai"]}
-        followers = [{**t, "providers": ["gemini"]} for t in tickets[1:]]
-        published = run_frugal(
-            ["publish", "--config", str(config), "-"],
-            bootstrap=broker.bootstrap,
-            stdin=jsonl([stuck, *followers]),
-        )
-        assert published.returncode == 0, published.stderr
+        followers = publish_stuck_and_followers(config, broker.bootstrap, FOLLOWERS)
         drain = run_frugal(
             ["worker", "--config", str(config), "--drain"], bootstrap=broker.bootstrap, timeout=120
         )

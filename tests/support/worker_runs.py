@@ -11,10 +11,13 @@ from typing import Any
 
 import duckdb
 
+from bench.samples import support_tickets
 from support.frugal_testkit import (
     default_models,
+    jsonl,
     kafka_settings,
     lake_query,
+    run_frugal,
     sim_providers,
     worker_id,
     write_config,
@@ -69,3 +72,20 @@ def answered_by(data_dir: Path, worker: subprocess.Popen[bytes]) -> int:
 
 def result_count(data_dir: Path) -> int:
     return sum(results_by_worker(data_dir).values())
+
+
+def publish_stuck_and_followers(
+    config: Path, bootstrap: str, followers: int
+) -> list[dict[str, Any]]:
+    """A job `stuck` bound to openai (the failing provider in these tests), then `followers`
+    jobs bound to gemini, in that order on one partition; the followers' jobs."""
+    tickets = support_tickets(followers + 1)
+    stuck = {**tickets[0], "id": "stuck", "providers": ["openai"]}
+    behind = [{**t, "providers": ["gemini"]} for t in tickets[1:]]
+    published = run_frugal(
+        ["publish", "--config", str(config), "-"],
+        bootstrap=bootstrap,
+        stdin=jsonl([stuck, *behind]),
+    )
+    assert published.returncode == 0, published.stderr
+    return behind
