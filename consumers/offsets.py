@@ -30,7 +30,6 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from aiokafka import TopicPartition
 from faust.transport.consumer import CONSUMER_PARTITIONS_REVOKED, Consumer
 from mode import Service
 
@@ -39,7 +38,6 @@ log = logging.getLogger("frugal.worker")
 FAUST_INIT = Consumer.__init__
 FAUST_NEW_OFFSET = Consumer._new_offset  # faust's own, kept for the test that shows the bug
 FAUST_ACK = Consumer.ack
-FAUST_PERFORM_SEEK = Consumer.perform_seek
 RESEEK_AFTER_S = 2.0  # a hole still there this long after a seek: read the partition again
 
 
@@ -209,27 +207,6 @@ async def _revoke_after_handover(consumer: Any, revoked: Any) -> None:
             consumer._committed_offset.pop(tp, None)
 
 
-async def _seek_to_committed_or_beginning(consumer: Any) -> None:
-    """faust's `perform_seek`, then the partitions that have no committed offset go back to
-    their beginning.
-
-    faust calls it when it drops a fetched batch because a rebalance stopped the flow, to read
-    the batch again from the committed offsets; a partition with none kept its position past the
-    dropped records (measured on Kafka: a record parked on the retry topic during a handover was
-    never read in the next generation; the consumer's position was 1, nothing delivered). The
-    beginning is where `auto_offset_reset = earliest` starts such a partition anyway; records
-    read again that are answered or in flight are skipped (`already_taken`).
-    """
-    await FAUST_PERFORM_SEEK(consumer)
-    committed = consumer._committed_offset
-    never_committed = [tp for tp in consumer.assignment() if committed.get(tp) is None]
-    if never_committed:
-        log.info("reading %d partitions with no committed offset from their beginning",
-                 len(never_committed))  # fmt: skip
-        partitions = [TopicPartition(tp.topic, tp.partition) for tp in never_committed]
-        await consumer._thread.seek_to_beginning(*partitions)
-
-
 def install() -> None:
     """Use these rules for every faust consumer in this process (idempotent)."""
     Consumer.__init__ = _with_read_offsets  # type: ignore[method-assign,assignment]
@@ -237,4 +214,3 @@ def install() -> None:
     Consumer.ack = _ack_of_this_generation  # type: ignore[method-assign,assignment]
     Consumer._add_gap = _no_gaps  # type: ignore[method-assign,assignment]
     Consumer.on_partitions_revoked = _revoke_after_handover  # type: ignore[method-assign,assignment]
-    Consumer.perform_seek = _seek_to_committed_or_beginning  # type: ignore[method-assign,assignment]
