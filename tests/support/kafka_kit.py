@@ -9,6 +9,7 @@ from pathlib import Path
 from bus.broker import free_port
 
 KIT_ENV = "FRUGAL_TEST_KAFKA_KIT"
+START_ATTEMPTS = 3
 NOT_RUN = f"real-Kafka run not done: set {KIT_ENV} to the kit folder (.ci/run does where ../shared/kafka exists)"
 
 
@@ -38,10 +39,17 @@ class KafkaKitBroker:
         return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
 
     def start(self) -> KafkaKitBroker:
-        done = self._launcher("start", "--port", str(self.port))
-        if done.returncode != 0:
-            raise RuntimeError(f"kafka-local start failed: {done.stdout}{done.stderr}")
-        return self
+        """Start the broker; a failed start is tried again in a fresh folder (once in a full
+        run the kit's `random-uuid` printed nothing under load, and formatting then failed)."""
+        root, failures = self.work_dir, []
+        for attempt in range(START_ATTEMPTS):
+            self.work_dir = root / f"try{attempt}" if attempt else root
+            done = self._launcher("start", "--port", str(self.port))
+            if done.returncode == 0:
+                return self
+            failures.append(f"{done.stdout}{done.stderr}".strip())
+            self._launcher("stop")
+        raise RuntimeError(f"kafka-local start failed {START_ATTEMPTS} times: {failures[-1]}")
 
     def stop(self) -> None:
         self._launcher("stop")
