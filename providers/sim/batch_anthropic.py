@@ -12,6 +12,14 @@ from aiohttp import web
 from providers.sim.batch_book import BatchBook, SimBatch, iso
 
 
+def _error(
+    status: int, err_type: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    """An error in the Message Batches API's shape."""
+    body = {"type": "error", "error": {"type": err_type, "message": message}}
+    return web.json_response(body, status=status, headers=headers)
+
+
 class AnthropicBatchRoutes(BatchBook):
     """Anthropic's Message Batches routes over the shared book."""
 
@@ -19,29 +27,16 @@ class AnthropicBatchRoutes(BatchBook):
         if post and not m.group("id"):
             body = await request.json()
             if self._refused():
-                return web.json_response(
-                    {
-                        "type": "error",
-                        "error": {
-                            "type": "rate_limit_error",
-                            "message": "Too many batches in progress.",
-                        },
-                    },
-                    status=429,
-                    headers={"retry-after": "1"},
+                return _error(
+                    429, "rate_limit_error", "Too many batches in progress.", {"retry-after": "1"}
                 )
             requests = body.get("requests") or []
             for r in requests:
                 if not re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", str(r.get("custom_id"))):
-                    return web.json_response(
-                        {
-                            "type": "error",
-                            "error": {
-                                "type": "invalid_request_error",
-                                "message": "requests.custom_id: String should match pattern '^[a-zA-Z0-9_-]{1,64}$'",
-                            },
-                        },
-                        status=400,
+                    return _error(
+                        400,
+                        "invalid_request_error",
+                        "requests.custom_id: String should match pattern '^[a-zA-Z0-9_-]{1,64}$'",
                     )
             model = str((requests[0].get("params") or {}).get("model")) if requests else ""
             batch = self._new("anthropic", model, [(r["custom_id"], r["params"]) for r in requests])
