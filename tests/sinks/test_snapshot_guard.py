@@ -17,7 +17,7 @@ from support.rowkit import Rows
 
 from pipeline.done import DoneJobs
 from schemas.config import StorageConfig
-from sinks import catalog, lakehouse, snapshot_guard
+from sinks import lakehouse, snapshot_guard
 from sinks.catalog import query
 from sinks.compaction import compact
 from sinks.parquet import ParquetSink
@@ -94,43 +94,40 @@ def test_inserts_after_the_pinned_snapshot_do_not_make_a_read_stale(
         assert not snapshot_guard.read_was_stale(reader, lakehouse.ALIAS, pinned)
 
 
-def test_a_query_straddling_a_merge_runs_again_and_sees_each_row_once(
-    folded: StorageConfig, writer: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def pins_then_merge(
+    writer: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> list[int | None]:
+    """Every snapshot a read pins; a compaction lands right after the first pin."""
     pin = snapshot_guard.pin_snapshot
-    merges: list[int | None] = []
+    pins: list[int | None] = []
 
     def pin_then_merge(con: duckdb.DuckDBPyConnection, alias: str) -> int | None:
         pinned = pin(con, alias)
-        if not merges:  # the first run of the query: a compaction lands right after it pins
-            merges.append(pinned)
+        pins.append(pinned)
+        if len(pins) == 1:
             copy_and_merge(writer)
         return pinned
 
-    monkeypatch.setattr(catalog.snapshot_guard, "pin_snapshot", pin_then_merge)
+    monkeypatch.setattr(snapshot_guard, "pin_snapshot", pin_then_merge)
+    return pins
 
+
+def test_a_query_straddling_a_merge_runs_again_and_sees_each_row_once(
+    folded: StorageConfig, pins_then_merge: list[int | None]
+) -> None:
     (row,) = query(folded, "SELECT count(*), count(DISTINCT job_id) FROM results_all").rows
 
-    assert merges, "the merge did not run"
+    assert pins_then_merge, "the merge did not run"
     assert row == (40, 40)  # the second run, on the merged snapshot: every row once
 
 
 async def test_done_jobs_read_straddling_a_merge_runs_again(
-    folded: StorageConfig, writer: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+    folded: StorageConfig, pins_then_merge: list[int | None]
 ) -> None:
-    pin = snapshot_guard.pin_snapshot
-    runs: list[int | None] = []
-
-    def pin_then_merge(con: duckdb.DuckDBPyConnection, alias: str) -> int | None:
-        pinned = pin(con, alias)
-        runs.append(pinned)
-        if len(runs) == 1:
-            copy_and_merge(writer)
-        return pinned
-
-    monkeypatch.setattr(lakehouse.snapshot_guard, "pin_snapshot", pin_then_merge)
     done = DoneJobs(folded)
     await done.refresh()
 
+    runs = pins_then_merge
     assert len(runs) == 2 and runs[1] != runs[0]  # read again, on the merged snapshot
     assert len(done) == 40
