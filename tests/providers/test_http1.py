@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import ipaddress
 import json
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -223,3 +227,79 @@ async def test_a_dropped_call_is_a_connection_failure_without_the_key(scripted: 
     await adapter.aclose()
     assert "connection failed" in str(failed.value)
     assert "sk-test-secret-1234" not in str(failed.value)
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "frugal-test")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest_asyncio.fixture
+async def tls_scripted(tmp_path: Path) -> AsyncIterator[tuple[Scripted, Path]]:
+    cert, key = _self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = Scripted()
+    server.server = await asyncio.start_server(server.handle, "127.0.0.1", 0, ssl=context)
+    yield server, cert
+    server.server.close()
+
+
+async def test_https_calls_verify_the_server_and_share_a_connection(
+    tls_scripted: tuple[Scripted, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, cert = tls_scripted
+    url = server.url.replace("http://", "https://")
+    monkeypatch.setattr(http1, "tls_context", lambda: ssl.create_default_context(cafile=cert))
+    client = Http1Sender(max_connections=4, timeout_s=5)
+    answers = [await client.post(f"{url}/plain", b"{}", HEADERS) for _ in range(3)]
+    await client.aclose()
+    assert [a.content for a in answers] == [ANSWER] * 3
+    assert server.connections == 1
+
+
+async def test_an_untrusted_certificate_is_a_connection_failure(
+    tls_scripted: tuple[Scripted, Path],
+) -> None:
+    server, _ = tls_scripted  # signed by nobody certifi trusts
+    provider = ProviderConfig(
+        name="p", kind="openai", base_url=server.url.replace("http://", "https://") + "/v1"
+    )
+    adapter = OpenAIAdapter(provider)
+    model = ModelConfig(name="m", provider="p", model="m", input_per_mtok=1, output_per_mtok=1)
+    with pytest.raises(ConnectionFailed, match="CERTIFICATE_VERIFY_FAILED"):
+        await adapter.complete(model, CompletionRequest(prompt="hi"))
+    await adapter.aclose()
+    assert server.requests == []
