@@ -51,6 +51,7 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self._answer: asyncio.Future[HttpAnswer] | None = None
         self._headers: list[tuple[str, str]] = []
+        self._headers_done = False
         self._body: list[bytes] = []
 
     # --- asyncio.Protocol -----------------------------------------------------------------
@@ -61,6 +62,8 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._origin.forget(self)
+        if exc is None and self._ends_at_close():
+            self.on_message_complete()  # a body delimited by the close itself (HTTP/1.0 style)
         self._fail(HttpConnectionError("the server closed the connection before answering"))
 
     def data_received(self, data: bytes) -> None:
@@ -74,7 +77,11 @@ class _Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._headers = []
+        self._headers_done = False
         self._body = []
+
+    def on_headers_complete(self) -> None:
+        self._headers_done = True
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
@@ -94,10 +101,17 @@ class _Connection(asyncio.Protocol):
             except HttpConnectionError as exc:
                 answer.set_exception(exc)
                 keep = False
-        if keep and answer is not None:
+        if keep and answer is not None and not self.closed:
             self._origin.put_back(self)
         else:
             self.close()
+
+    def _ends_at_close(self) -> bool:
+        """An answer under way whose length neither Content-Length nor chunking gives."""
+        if self._answer is None or not self._headers_done:
+            return False
+        framing = {"content-length", "transfer-encoding"}
+        return not any(name.lower() in framing for name, _ in self._headers)
 
     # --- calls ----------------------------------------------------------------------------
 

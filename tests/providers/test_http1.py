@@ -72,7 +72,7 @@ class Scripted:
             return False  # drop: close without answering
         writer.write(reply)
         await writer.drain()
-        return b"Connection: close" not in reply and not path.endswith("half")
+        return b"Connection: close" not in reply and not path.endswith(("half", "until_close"))
 
     async def _reply(self, name: str) -> bytes | None:
         ok = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Request-ID: r1\r\n"
@@ -91,6 +91,8 @@ class Scripted:
             )
         if name == "close":
             return ok + b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(ANSWER), ANSWER)
+        if name == "until_close":
+            return ok + b"\r\n" + ANSWER  # no length: the body ends where the connection does
         if name == "half":
             return ok + b'Content-Length: 100\r\n\r\n{"ok"'
         if name == "interim":
@@ -130,7 +132,7 @@ async def test_calls_share_one_keep_alive_connection(
     assert headers["authorization"] == HEADERS["authorization"]
 
 
-@pytest.mark.parametrize("path", ["chunked", "gzip", "interim"])
+@pytest.mark.parametrize("path", ["chunked", "gzip", "interim", "until_close"])
 async def test_chunked_compressed_and_interim_answers_are_read_whole(
     scripted: Scripted, sender: Http1Sender, path: str
 ) -> None:
