@@ -51,7 +51,12 @@ async def _wait_next_records(consumer: Any, timeout: float) -> Any:
     """faust's, keeping the batch so that `getmany` can tell what of it was never delivered."""
     records, active_partitions = await FAUST_WAIT_NEXT_RECORDS(consumer, timeout)
     consumer._frugal_batch = records
-    consumer._frugal_batch_generation = consumer.app.consumer_generation_id
+    # What faust's `getmany` decides by, as it takes the batch (no await in between).
+    consumer._frugal_batch_seen = (
+        consumer.app.consumer_generation_id,
+        consumer.flow_active,
+        active_partitions,
+    )
     return records, active_partitions
 
 
@@ -86,13 +91,21 @@ def seek_back_in_place(
     return sought
 
 
-def why_dropped(consumer: Any) -> str:
+def why_dropped(consumer: Any, dropped: dict[Any, tuple[int, int]]) -> str:
     """Which of faust's reasons to drop fetched records held (faust's `getmany`)."""
+    generation, flow_active, active = consumer._frugal_batch_seen
+    if not flow_active:
+        return "flow stopped when the batch came: faust seeks to committed offsets only"
     if not consumer.flow_active:
-        return "flow stopped by a rebalance"
-    if consumer.app.consumer_generation_id != consumer._frugal_batch_generation:
-        return "generation changed"
-    return "partition not active"
+        return "flow stopped mid-batch"
+    if consumer.app.consumer_generation_id != generation:
+        return "generation changed mid-batch"
+    inactive = [tp for tp in dropped if active is not None and tp not in active]
+    return f"partitions not active: {describe(inactive)}" if inactive else "not known"
+
+
+def describe(partitions: Any) -> str:
+    return " ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "-"
 
 
 async def _seek_back(
@@ -101,7 +114,7 @@ async def _seek_back(
     async def in_thread() -> dict[Any, int]:
         return seek_back_in_place(thread._ensure_consumer(), states, dropped)
 
-    why = why_dropped(consumer)  # before the thread call: the flow may resume meanwhile
+    why = why_dropped(consumer, dropped)  # before the thread call: the flow may resume meanwhile
     thread = consumer._thread
     try:
         sought = await asyncio.wait_for(thread.call_thread(in_thread), SEEK_TIMEOUT_S)

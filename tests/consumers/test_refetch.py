@@ -113,7 +113,7 @@ class FakeConsumer:
 
     async def _wait_next_records(self, timeout: float) -> Any:
         self._frugal_batch = self.batch
-        self._frugal_batch_generation = 2
+        self._frugal_batch_seen = (2, self.flow_active, set(self.batch))
         return self.batch, set(self.batch)
 
     async def perform_seek(self) -> None:
