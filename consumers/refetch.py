@@ -42,8 +42,10 @@ async def _fetch_records(thread: Any, consumer: Any, *args: Any, **kwargs: Any) 
     batch: a new assignment or a seek after it means the batch is no longer where it reads."""
     records = await FAUST_FETCH_RECORDS(thread, consumer, *args, **kwargs)
     if records:
-        assignment = consumer._subscription.subscription.assignment
-        thread._frugal_fetched = (records, {tp: assignment.state_value(tp) for tp in records})
+        subscription = consumer._subscription.subscription
+        assignment = subscription.assignment if subscription is not None else None
+        if assignment is not None:  # else no seek back: a new assignment reads them anyway
+            thread._frugal_fetched = (records, {tp: assignment.state_value(tp) for tp in records})
     return records
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
@@ -141,3 +142,22 @@ def test_install_wraps_faust_fetch_loop() -> None:
     install()
     assert Consumer.getmany is refetch.getmany
     assert AIOKafkaConsumerThread._fetch_records is refetch._fetch_records
+
+
+async def test_a_fetch_notes_the_state_it_read_each_partition_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batch = {RETRY: records(0)}
+
+    async def faust_fetch(thread: Any, consumer: Any, *args: Any, **kwargs: Any) -> Any:
+        return batch
+
+    monkeypatch.setattr(refetch, "FAUST_FETCH_RECORDS", faust_fetch)
+    state = State(position=1)
+    thread = SimpleNamespace()
+    assert await refetch._fetch_records(thread, Kafka({RETRY: state}), set(), 1.0) is batch
+    assert thread._frugal_fetched == (batch, {RETRY: state})
+    unsubscribed = SimpleNamespace(_subscription=SimpleNamespace(subscription=None))
+    thread = SimpleNamespace()
+    assert await refetch._fetch_records(thread, unsubscribed, set(), 1.0) is batch
+    assert not hasattr(thread, "_frugal_fetched")  # nothing to seek back with
