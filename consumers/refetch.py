@@ -2,9 +2,10 @@
 
 faust's `Consumer.getmany` takes a batch from aiokafka (whose position then moves past it) and
 hands it to the streams one record at a time, but drops the rest of it when the flow stops, the
-generation changes, or a partition is not active (faust/transport/consumer.py). A batch fetched
-while a rebalance's assignment is in place but before faust resumes the flow is dropped whole;
-faust then seeks back to the committed offsets only (`perform_seek`, and aiokafka's
+generation changes, or a partition is not active (faust/transport/consumer.py). A fetch begun
+before a rebalance waits in aiokafka (up to its 1 s timeout) across it and can return the new
+assignment's first records while faust's flow is still stopped: the batch is dropped whole,
+and faust seeks back to the committed offsets only (`perform_seek`; aiokafka's
 `seek_to_committed` skips a partition with none), so a partition that never had a commit stays
 past the dropped records until the next rebalance. That is how a record parked on the retry
 topic during a handover (the topic's first record, nothing committed) sat unread until the
@@ -14,8 +15,8 @@ Here each batch's partitions are noted with aiokafka's state for them when fetch
 partition whose records were dropped is sought back to its first dropped offset, only if
 aiokafka still holds that very state at the position right after the batch: a rebalance since
 (new state, position reset from the committed offset) or any other seek wins, and a record
-faust delivered is never read again. Seeking every never-committed partition back instead,
-on each of faust's `perform_seek`, made the two-worker budget test count spend twice.
+faust delivered is never read again. Seeking every never-committed partition to its start
+on each of faust's `perform_seek` instead failed the two-worker budget test in 2 of 4 runs.
 `install()` puts this in place.
 """
 
