@@ -44,7 +44,7 @@ class PartitionHandover:
 
     app: faust.App
     config: Config
-    pipeline: WorkerPipeline
+    pipeline: WorkerPipeline  # attached by the worker, possibly after the group join began
     _in_flight: dict[asyncio.Task[None], claims.Claim]
     _epochs: defaultdict[tuple[str, int], int]
     _revoking: int
@@ -58,6 +58,17 @@ class PartitionHandover:
     async def _commit(self) -> None:
         raise NotImplementedError  # the worker's
 
+    _share: float | None = None  # of the providers' limits, worked out before a pipeline came
+
+    @property
+    def _attached(self) -> bool:
+        return hasattr(self, "pipeline")
+
+    def _on_attached(self) -> None:
+        """A rebalance may come before the pipeline: what it found out is handed on now."""
+        if self._share is not None:
+            self.pipeline.set_group_share(self._share)
+
     def _claim(self, event: faust.EventT[Any]) -> claims.Claim:
         """The record is ours until its partition's epoch moves on or the worker stops."""
         key = (event.message.topic, event.message.partition)
@@ -68,8 +79,8 @@ class PartitionHandover:
         """Hand partitions over without paying for anything twice: records not yet sent are
         left to the next owner, calls on the wire finish, and their rows are durable and
         committed before the partitions go."""
-        if not revoked:
-            return
+        if not revoked or not self._attached:
+            return  # no pipeline yet: no record was taken
         started = time.monotonic()
         self._revoking += 1
         try:
@@ -115,7 +126,8 @@ class PartitionHandover:
             "generation %s: %s", self.app.consumer_generation_id, describe_partitions(assigned)
         )
         self._take_share_of_limits()
-        await self.pipeline.refresh_done()
+        if self._attached:  # else the agents read it before their first record (_ready)
+            await self.pipeline.refresh_done()
 
     def _take_share_of_limits(self) -> None:
         """Re-split the providers' rpm/tpm by the new assignment (pipeline.limit_share)."""
@@ -128,5 +140,7 @@ class PartitionHandover:
 
         share = partition_share(consumer.assignment(), self.topics, partitions_of)
         if share is not None and share > 0:
-            self.pipeline.set_group_share(share)
+            self._share = share
+            if self._attached:
+                self.pipeline.set_group_share(share)
             log.info("limits: %s", describe_share(share))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from pipeline.app import Commit, InboundRecord
+from pipeline.inbound import Commit, InboundRecord
 
 __all__ = ["Commit", "InboundRecord", "WorkerPipeline"]
 

@@ -21,10 +21,8 @@ from consumers.intake import IntakeGate
 from consumers.pipeline_port import WorkerPipeline
 from consumers.quick_start import QuickTableManager
 from pipeline import claims
-from pipeline.app import InboundRecord
-from pipeline.dead_letters import RecordOrigin
+from pipeline.inbound import InboundRecord, RecordOrigin
 from schemas.config import Config
-from schemas.jobs import decode_object
 from sinks.errors import SinkWriteError
 
 log = logging.getLogger("frugal.worker")
@@ -47,6 +45,8 @@ def _once(fn: Callable[[], object]) -> Callable[[], None]:
 
 def parked_until(value: bytes) -> float:
     """When a record on the retry topic is due (epoch seconds); now if it does not say."""
+    from schemas.jobs import decode_object  # here: the worker joins its group before this import
+
     with contextlib.suppress(Exception):
         parked = decode_object(value).get("parked") or {}
         return float(parked.get("not_before", 0))
@@ -87,13 +87,19 @@ class StreamWorker(PartitionHandover):
     """Feeds records from faust agents into the pipeline with a bounded number in flight."""
 
     def __init__(
-        self, config: Config, bootstrap: str, kinds: list[str], pipeline: WorkerPipeline
+        self,
+        config: Config,
+        bootstrap: str,
+        kinds: list[str],
+        pipeline: WorkerPipeline | None = None,
     ) -> None:
+        """Without `pipeline`, `attach` one before `run`: the group join (`join`) may begin
+        meanwhile."""
         self.config = config
         self.bootstrap = bootstrap
         self.kinds = kinds
-        self.pipeline = pipeline
         self.app = build_app(config, bootstrap)
+        self._joining: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(config.worker.max_in_flight)
         self._in_flight: dict[asyncio.Task[None], claims.Claim] = {}
         # Bumped when a partition is revoked: ends the claims of the records read from it.
@@ -119,10 +125,17 @@ class StreamWorker(PartitionHandover):
         self._add_agent("batches", batches_topic(config.kafka))  # submitted provider batches
         # faust's signal stubs do not admit bound async methods, which it supports.
         self.app.on_partitions_revoked.connect(self._on_partitions_revoked)  # type: ignore[arg-type]
+        self.app.on_partitions_assigned.connect(self._on_partitions_assigned)  # type: ignore[arg-type]
+        if pipeline is not None:
+            self.attach(pipeline)
+
+    def attach(self, pipeline: WorkerPipeline) -> None:
+        """The pipeline records go to (once it has started: `run`)."""
+        self.pipeline = pipeline
         self.intake = IntakeGate(
             lambda: self.app.consumer,
             self.topics,
-            config.worker.max_in_flight,
+            self.config.worker.max_in_flight,
             pipeline.saturated,
         )
         pipeline.observe_worker(
@@ -130,7 +143,21 @@ class StreamWorker(PartitionHandover):
             records_in_flight=lambda: len(self._in_flight),
             intake_paused=lambda: bool(self.intake.paused),
         )
-        self.app.on_partitions_assigned.connect(self._on_partitions_assigned)  # type: ignore[arg-type]
+        self._on_attached()
+
+    def join(self) -> asyncio.Task[None]:
+        """Start joining the consumer group (faust's start), once; records wait at the agents
+        until `run` has started the pipeline."""
+        if self._joining is None:
+            self._joining = asyncio.create_task(self.app.start())
+        return self._joining
+
+    async def abandon_join(self) -> None:
+        """Start-up failed: stop joining and leave the group (nothing was taken yet)."""
+        if self._joining is not None:
+            self._joining.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.app.stop(), self.config.worker.shutdown_grace_s)
 
     @property
     def topics(self) -> list[str]:
@@ -206,6 +233,8 @@ class StreamWorker(PartitionHandover):
     def _kind_of(self, kind: str, value: bytes) -> str:
         if kind != "retry":
             return kind  # "batches" too: a ticket, not a job
+        from schemas.jobs import decode_object
+
         with contextlib.suppress(Exception):
             return str(decode_object(value).get("kind", "classify"))
         return "classify"
@@ -275,14 +304,12 @@ class StreamWorker(PartitionHandover):
         helpers: list[asyncio.Task[None]] = []
         # The group join (held ~1 s by Tansu for a new group) overlaps the pipeline's own
         # start-up; records wait at the agents until the pipeline is ready.
-        joining = asyncio.create_task(self.app.start())
+        joining = self.join()
         try:
             await self._start_pipeline(watch if drain else None)
             await joining
         except BaseException:
-            joining.cancel()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.app.stop(), self.config.worker.shutdown_grace_s)
+            await self.abandon_join()
             raise
         if drain:
             self._drain = watch

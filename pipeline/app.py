@@ -8,8 +8,6 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import httpx
 
@@ -20,8 +18,9 @@ from pipeline.batch_mode import BatchMode
 from pipeline.batch_results import BatchFollower
 from pipeline.batching import Batcher
 from pipeline.budgets import Budgets, CallScope
-from pipeline.dead_letters import RecordOrigin, scrub
+from pipeline.dead_letters import scrub
 from pipeline.done import DoneJobs
+from pipeline.inbound import Commit, InboundRecord
 from pipeline.ingest import document_jobs
 from pipeline.lake_upkeep import compact_once, compact_periodically
 from pipeline.limits import Limits
@@ -31,7 +30,7 @@ from pipeline.routing import Router
 from pipeline.runner import JobFailed, JobRunner, ParkJob
 from pipeline.spend import SpendLedger
 from pipeline.validity import outcomes_from_lake
-from pipeline.worker_port import Commit, WorkerPort
+from pipeline.worker_port import WorkerPort
 from providers.base import ProviderAdapter
 from providers.batch_registry import build_batch_client
 from providers.pricing import ModelPrices, resolve_prices
@@ -42,7 +41,7 @@ from schemas.config import Config, ModelConfig
 from schemas.errors import FrugalError, JobError
 from schemas.jobs import TaskJob, job_to_json, parse_document, parse_job
 from schemas.rows import DeadLetter, Row
-from sinks.catalog import ensure_catalog
+from sinks.catalog import ensure_catalog, lake_never_written
 from sinks.parquet import ParquetSink
 
 log = logging.getLogger("frugal.worker")
@@ -50,20 +49,6 @@ log = logging.getLogger("frugal.worker")
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
-
-
-@dataclass
-class InboundRecord:
-    origin: RecordOrigin
-    value: bytes
-    timestamp_ms: int | None
-    ack: Callable[[], object]
-
-    @property
-    def created_at(self) -> datetime:
-        if self.timestamp_ms:
-            return datetime.fromtimestamp(self.timestamp_ms / 1000, UTC)
-        return datetime.now(UTC)
 
 
 def resolve_all_prices(config: Config) -> dict[str, ModelPrices]:
@@ -135,12 +120,14 @@ class Pipeline(WorkerPort):
         """
         if on_produced is not None:
             self.produced_hook = on_produced
+        remember = not lake_never_written(self.config.storage)  # before the catalog is made
         # The catalog only serves `frugal sql`: it is made beside the work, and awaited on stop.
-        self._catalog = asyncio.ensure_future(
-            asyncio.to_thread(ensure_catalog, self.config.storage)
-        )
+        self._catalog = asyncio.ensure_future(self._make_catalog())
         await asyncio.gather(
-            self.done.refresh(), self._remember_models(), self.producer.start(), self._warm_tls()
+            self.done.refresh(),
+            self._remember_models() if remember else asyncio.sleep(0),
+            self.producer.start(),
+            self._warm_tls(),
         )
         if self.spend is not None:
             await self.spend.start()
@@ -158,6 +145,12 @@ class Pipeline(WorkerPort):
             batcher = self.batch_mode.batcher
             self._tasks.append(asyncio.create_task(batcher.run(self._stop)))
             self._tasks.append(asyncio.create_task(batcher.follow_known(self._stop)))
+
+    async def _make_catalog(self) -> None:
+        await asyncio.to_thread(ensure_catalog, self.config.storage)
+        # The done set reads folded job ids through a lake connection (~0.15 s to open): opened
+        # now, while the broker most likely still holds the group join, not at the first record.
+        await self.done.refresh()
 
     async def _warm_tls(self) -> None:
         """Read the CA bundle now, beside the group join, rather than on the first call."""

@@ -6,10 +6,10 @@ import base64
 import contextlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pipeline.inbound import RecordOrigin
 from pipeline.story import JobStory
 from providers.redaction import redact
 from schemas.errors import FrugalError
@@ -17,17 +17,6 @@ from schemas.jobs import TaskJob
 from schemas.rows import DeadLetter, Row, UsageRow
 
 MAX_ERROR_CHARS = 1000
-
-
-@dataclass(frozen=True)
-class RecordOrigin:
-    """Where a record came from, kept on its dead letter."""
-
-    kind: str
-    topic: str
-    partition: int
-    offset: int
-    key: str | None
 
 
 def _now() -> datetime:

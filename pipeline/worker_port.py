@@ -6,14 +6,14 @@ done set, the group's share of the providers' limits, backpressure and the worke
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from pipeline.done import DoneJobs
+from pipeline.inbound import Commit
 from pipeline.limits import Limits
 from pipeline.metrics import PipelineMetrics
 from sinks.parquet import ParquetSink
 
-Commit = Callable[[], Awaitable[object]]  # the consumer's commit of acked offsets
 log = logging.getLogger("frugal.worker")
 
 

@@ -18,10 +18,11 @@ import httpx
 import pydantic_core
 
 from providers.classify import provider_error
+from providers.http1 import Http1Sender
 from providers.ratelimits import parse_rate_limit
 from providers.redaction import redact
 from providers.tokens import estimate_tokens
-from providers.transport import AiohttpSender, HttpAnswer, HttpxSender, Sender
+from providers.transport import HttpAnswer, HttpxSender, Sender
 from schemas.completion import Completion, CompletionRequest, RateLimitState, Usage
 from schemas.config import ModelConfig, ProviderConfig
 from schemas.errors import (
@@ -161,7 +162,7 @@ class ProviderAdapter(ABC):
         self._sender: Sender = (
             HttpxSender(transport, provider.timeout_s)
             if transport is not None
-            else AiohttpSender(provider.max_concurrency, provider.timeout_s)
+            else Http1Sender(provider.max_concurrency, provider.timeout_s)
         )
         self._headers = {
             "content-type": "application/json",
@@ -244,7 +245,7 @@ class ProviderAdapter(ABC):
         try:
             async with asyncio.timeout(self.provider.timeout_s):
                 return await self._sender.post(call.url, body, self._headers)
-        except (TimeoutError, httpx.HTTPError, aiohttp.ClientError) as exc:
+        except (OSError, httpx.HTTPError, aiohttp.ClientError) as exc:  # OSError: TimeoutError too
             cls = _transport_error(exc)
             what = (
                 f"timed out (limit {self.provider.timeout_s:g}s)"

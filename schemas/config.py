@@ -131,6 +131,9 @@ class RouteConfig(Section):
     deadline: str | None = None  # default job deadline ("48h", ISO-8601); None = asap
 
 
+_DEFAULT_ROUTE = RouteConfig()  # never changed: what `Config.route` gives a kind without a route
+
+
 class BudgetConfig(Section):
     scope: BudgetScope = "global"
     match: str | None = None
@@ -245,7 +248,10 @@ class Config(Section):
         return self
 
     def route(self, kind: str) -> RouteConfig:
-        return self.routes.get(kind) or RouteConfig()
+        """The kind's route, or the defaults (one frozen instance: routing asks ~20 times a
+        job, and building a RouteConfig each time cost more than the routing)."""
+        found = self.routes.get(kind)
+        return found if found is not None else _DEFAULT_ROUTE
 
     def provider(self, name: str) -> ProviderConfig:
         for p in self.providers:

@@ -297,6 +297,18 @@ def _query_once(storage: StorageConfig, sql: str) -> QueryResult:
         con.close()
 
 
+def lake_never_written(storage: StorageConfig) -> bool:
+    """Nothing was ever written to this lake: a local one whose catalog was never made and
+    that holds no `usage` flush file. A new worker then has nothing to remember from it, and
+    need not make the catalog first to find that out (about a second of its start)."""
+    if storage.catalog or storage.lake_url:
+        return False  # shared or remote: other workers may have written it
+    if Path(lakehouse.catalog_dsn(storage).removeprefix("sqlite:")).exists():
+        return False
+    seed = lake.seed_path(storage.lake_dir, "usage")
+    return all(path == seed for path in (storage.lake_dir / "usage").glob("*/*/*.parquet"))
+
+
 def _lake_ready(storage: StorageConfig, lake_dir: Path) -> bool:
     if not storage.catalog_path.exists():
         return False

@@ -56,8 +56,13 @@ def stopped(
             ["worker", "--config", str(config)], bootstrap=broker.bootstrap, log=tmp / "first.log"
         )
         try:
-            wait_for(lambda: result_count(data) >= 60, timeout=60, what="some results")
-            in_flight_calls = sim.stats()["in_flight"]
+            # A moment with calls on the wire (not one where every slot waits on a flush or a
+            # backoff), so the SIGTERM right after lands mid-call.
+            in_flight_calls = wait_for(
+                lambda: result_count(data) >= 60 and sim.stats()["in_flight"],
+                timeout=60,
+                what="some results, and calls in flight",
+            )
             started = time.monotonic()
             worker.send_signal(signal.SIGTERM)
             exit_code = worker.wait(timeout=GRACE_S + 10)
