@@ -15,7 +15,7 @@ import faust
 
 from bus.drain import DrainWatch
 from bus.topics import batches_topic, job_topic, retry_topic
-from consumers import delivery, offsets
+from consumers import delivery, offsets, refetch
 from consumers.handover import PartitionHandover
 from consumers.intake import IntakeGate
 from consumers.pipeline_port import WorkerPipeline
@@ -56,6 +56,7 @@ def parked_until(value: bytes) -> float:
 def build_app(config: Config, bootstrap: str) -> faust.App:
     offsets.install()  # never commit past a record in flight (faust's own check is off by one)
     delivery.install()  # hand records to the streams without four tasks per record
+    refetch.install()  # read records faust fetched and dropped again, not at the next rebalance
     brokers = ";".join(f"kafka://{host}" for host in bootstrap.split(","))
     datadir = config.storage.data_dir / "faust"  # faust's own files, not "<group>-data" in the cwd
     datadir.mkdir(parents=True, exist_ok=True)

@@ -180,13 +180,6 @@ def test_every_follower_was_answered_once_and_the_stuck_call_paid_once(
     assert handed_over["exits"] == [0, 0]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known race: about 1 run in 4 on Kafka at a load average of ~10, the record parked"
-    " on the retry topic during the handover is fetched and dropped by faust in the next"
-    " generation (position 1, read offset None, no committed offset), and faust's seek back"
-    " covers committed offsets only; it is read at the next rebalance",
-)
 def test_the_stuck_job_came_back_when_due_and_died_once(handed_over: dict[str, Any]) -> None:
     assert handed_over["came_back"]
     data = handed_over["data"]
