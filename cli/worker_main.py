@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from pipeline.app import Pipeline
 
 
+IMPORT_SWITCH_INTERVAL_S = 0.001
+
+
 def _import_pipeline() -> tuple[ModuleType, ModuleType, ModuleType]:
     import cli.drain_progress
     import pipeline.app
@@ -37,12 +40,18 @@ def _import_pipeline() -> tuple[ModuleType, ModuleType, ModuleType]:
 async def _joined_and_built(worker: StreamWorker, config: Config, bootstrap: str) -> Pipeline:
     """Start the group join, then import and build the pipeline while the broker holds it."""
     worker.join()
+    # The imports hold the interpreter; the join's round trips (this loop and faust's consumer
+    # thread) wait for it between them: hand it over every 1 ms meanwhile instead of every 5.
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(min(switch, IMPORT_SWITCH_INTERVAL_S))
     try:
         app, _, _ = await asyncio.to_thread(_import_pipeline)
         pipeline: Pipeline = app.Pipeline(config, bootstrap)
     except BaseException:
         await worker.abandon_join()
         raise
+    finally:
+        sys.setswitchinterval(switch)
     worker.attach(pipeline)
     return pipeline
 
