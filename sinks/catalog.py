@@ -303,7 +303,7 @@ def lake_never_written(storage: StorageConfig) -> bool:
     need not make the catalog first to find that out (about a second of its start)."""
     if storage.catalog or storage.lake_url:
         return False  # shared or remote: other workers may have written it
-    if Path(lakehouse.catalog_dsn(storage).removeprefix("sqlite:")).exists():
+    if not lakehouse.sqlite_catalog_missing(storage):
         return False
     seed = lake.seed_path(storage.lake_dir, "usage")
     return all(path == seed for path in (storage.lake_dir / "usage").glob("*/*/*.parquet"))
@@ -312,8 +312,7 @@ def lake_never_written(storage: StorageConfig) -> bool:
 def _lake_ready(storage: StorageConfig, lake_dir: Path) -> bool:
     if not storage.catalog_path.exists():
         return False
-    dsn = lakehouse.catalog_dsn(storage)
-    if dsn.startswith("sqlite:") and not Path(dsn.removeprefix("sqlite:")).exists():
+    if lakehouse.sqlite_catalog_missing(storage):
         return False
     return all(lake.seed_path(lake_dir, table).exists() for table in TABLE_ROWS)
 

@@ -55,6 +55,12 @@ def catalog_dsn(storage: StorageConfig) -> str:
     return f"sqlite:{(storage.data_dir / 'lake.sqlite').resolve()}"
 
 
+def sqlite_catalog_missing(storage: StorageConfig) -> bool:
+    """The catalog is a SQLite file that does not exist yet: no lake was ever made here."""
+    dsn = catalog_dsn(storage)
+    return dsn.startswith("sqlite:") and not Path(dsn.removeprefix("sqlite:")).exists()
+
+
 def data_path(storage: StorageConfig) -> str:
     if storage.lake_url:
         return storage.lake_url + "/"
@@ -237,8 +243,7 @@ class FoldedJobIds:
 
     def _connection(self) -> duckdb.DuckDBPyConnection | None:
         if self._con is None:
-            dsn = catalog_dsn(self._storage)
-            if dsn.startswith("sqlite:") and not Path(dsn.removeprefix("sqlite:")).exists():
+            if sqlite_catalog_missing(self._storage):
                 return None  # no lake yet
             with contextlib.suppress(QueryError):  # being created right now: nothing folded
                 self._con = connect(self._storage, read_only=True)
