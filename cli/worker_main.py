@@ -29,12 +29,13 @@ if TYPE_CHECKING:
 IMPORT_SWITCH_INTERVAL_S = 0.001
 
 
-def _import_pipeline() -> tuple[ModuleType, ModuleType, ModuleType]:
-    import cli.drain_progress
+def _import_pipeline() -> ModuleType:
+    """`pipeline.app`, with the rest of what `run_worker` imports after it."""
+    import cli.drain_progress  # noqa: F401
     import pipeline.app
     import pipeline.metrics
 
-    return pipeline.app, pipeline.metrics, cli.drain_progress
+    return pipeline.app
 
 
 async def _joined_and_built(worker: StreamWorker, config: Config, bootstrap: str) -> Pipeline:
@@ -45,7 +46,7 @@ async def _joined_and_built(worker: StreamWorker, config: Config, bootstrap: str
     switch = sys.getswitchinterval()
     sys.setswitchinterval(min(switch, IMPORT_SWITCH_INTERVAL_S))
     try:
-        app, _, _ = await asyncio.to_thread(_import_pipeline)
+        app = await asyncio.to_thread(_import_pipeline)
         pipeline: Pipeline = app.Pipeline(config, bootstrap)
     except BaseException:
         await worker.abandon_join()
