@@ -30,6 +30,8 @@ from typing import Any
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
+from consumers.handover import describe_partitions
+
 log = logging.getLogger("frugal.worker")
 
 FAUST_GETMANY = Consumer.getmany
@@ -104,11 +106,7 @@ def why_dropped(consumer: Any, dropped: dict[Any, tuple[int, int]]) -> str:
     if consumer.app.consumer_generation_id != generation:
         return "generation changed mid-batch"
     inactive = [tp for tp in dropped if active is not None and tp not in active]
-    return f"partitions not active: {describe(inactive)}" if inactive else "not known"
-
-
-def describe(partitions: Any) -> str:
-    return " ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "-"
+    return f"partitions not active: {describe_partitions(inactive)}" if inactive else "not known"
 
 
 async def _seek_back(
