@@ -19,11 +19,12 @@ from schemas.errors import FrugalError
 Handler = Callable[[argparse.Namespace, Config], int]
 
 
-def _setup_logging(verbose: bool) -> None:
+def _setup_logging(verbose: bool, tag: str = "") -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s {tag}%(name)s: %(message)s",
         stream=sys.stderr,
+        force=bool(tag),
     )
     for noisy in ("faust", "mode", "aiokafka", "kafka", "httpx", "httpcore", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.INFO)
@@ -52,16 +53,39 @@ def cmd_worker(args: argparse.Namespace, config: Config) -> int:
     # numpy (imported by Arrow) would start an OpenBLAS thread that spins after use; the worker
     # does no linear algebra (measured: 0.5% of a drain's CPU)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from cli.runtime import run_event_loop
-    from cli.worker_main import run_worker
-
     if args.metrics_port is not None:
         if not 0 <= args.metrics_port <= 65535:
             raise FrugalError(f"--metrics-port: {args.metrics_port} is not a TCP port (0-65535)")
         config.worker.metrics_port = args.metrics_port
     if args.metrics_host:
         config.worker.metrics_host = args.metrics_host
-    return run_event_loop(run_worker(config, _kinds(args.kinds), drain=args.drain))
+    kinds = _kinds(args.kinds)
+    from cli.worker_processes import process_count
+
+    count = process_count(args.processes or config.worker.processes)
+    if count == 1:
+        return _worker_process(config, kinds, args.drain)
+    from bus.broker import running_broker
+    from cli.worker_processes import child_config, run_processes
+
+    with running_broker(config.kafka.bootstrap) as bootstrap:  # one embedded broker for all
+        kafka = config.kafka.model_copy(update={"bootstrap": bootstrap})
+        shared = config.model_copy(update={"kafka": kafka})
+        return run_processes(
+            count,
+            lambda i: _worker_process(child_config(shared, i), kinds, args.drain, index=i),
+        )
+
+
+def _worker_process(config: Config, kinds: list[str], drain: bool, index: int = 0) -> int:
+    """One worker process; `index` > 0 for the second and later of `--processes`: their log
+    lines say which they are, and only the first draws the drain's progress."""
+    from cli.runtime import run_event_loop
+    from cli.worker_main import run_worker
+
+    if index:
+        _setup_logging(logging.getLogger().level <= logging.DEBUG, tag=f"[worker {index}] ")
+    return run_event_loop(run_worker(config, kinds, drain=drain, show_progress=index == 0))
 
 
 def read_task_templates(path: str) -> list[dict[str, Any]]:
@@ -220,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port", type=int, help="serve Prometheus metrics at /metrics on this port"
     )
     p.add_argument("--metrics-host", help="address the metrics bind to (default 127.0.0.1)")
+    p.add_argument(
+        "--processes",
+        help="worker processes in the group: a number or 'auto', one a core (default 1;"
+        " process i serves metrics on metrics-port + i)",
+    )
     p = add("publish", cmd_publish, "publish documents or JSON Lines of jobs")
     p.add_argument("--kind", help="topic for JSON Lines without a kind")
     p.add_argument("--glob", default="*", help="in directories, publish files matching this")

@@ -62,8 +62,10 @@ async def run_worker(
     kinds: list[str],
     drain: bool,
     on_stopped: Callable[[int | None], Awaitable[None]] | None = None,
+    show_progress: bool = True,
 ) -> int:
-    """`on_stopped` runs after the workers stop, with the metrics port, while it still serves."""
+    """`on_stopped` runs after the workers stop, with the metrics port, while it still serves;
+    `show_progress` draws the drain's progress on stderr."""
     with running_broker(config.kafka.bootstrap) as bootstrap:
         await ensure_topics(bootstrap, config.kafka)
         bounds, _ = await asyncio.gather(
@@ -77,7 +79,7 @@ async def run_worker(
         from pipeline.metrics import metrics_server
 
         worker.before_ready = settle_heap  # after start-up, overlapping the group join
-        if drain:
+        if drain and show_progress:
             worker.drain_follower = DrainProgress(
                 progress_view("drain", sys.stderr), pipeline.metrics
             ).follow

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -154,6 +154,8 @@ class WorkerConfig(Section):
     shutdown_grace_s: float = Field(default=30.0, gt=0)
     metrics_port: int | None = Field(default=None, ge=0, le=65535)  # Prometheus /metrics; 0 = any
     metrics_host: str = "127.0.0.1"
+    # Worker processes one `frugal worker` runs in the group: a number, or "auto" (one a core).
+    processes: Annotated[int, Field(ge=1)] | Literal["auto"] = 1
 
 
 class RetryConfig(Section):
