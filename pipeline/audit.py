@@ -19,6 +19,9 @@ from schemas.jobs import TaskJob
 from schemas.rows import ResultRow
 
 PROBE_AUDITS = 30  # a model's first answers for a kind are all audited, until this many verdicts
+# An unproven model answers at most this many of a kind's jobs at a time (answers on the wire
+# or being audited): a burst of records is not all bet on a model before its verdicts land.
+PROBE_IN_FLIGHT = 10
 _NUMBER = re.compile(r"^[-+]?[\d,]*\.?\d+(?:[eE][-+]?\d+)?$")
 
 
@@ -62,6 +65,21 @@ class Auditor:
         if base <= 0:
             return 0.0
         return 1.0 if self.quality.known(model, kind) < PROBE_AUDITS else base
+
+    def unproven(self, model: str, kind: str) -> bool:
+        """Audited, not the audit model, and fewer than PROBE_AUDITS verdicts done for the kind."""
+        if self._config.route(kind).audit_rate <= 0:
+            return False
+        trusted = self._router.trusted_model(kind)
+        if trusted is not None and trusted.name == model:
+            return False
+        return self.quality.accuracy(model, kind).audited < PROBE_AUDITS
+
+    def probe_full(self, model: str, kind: str) -> bool:
+        """An unproven model has PROBE_IN_FLIGHT answers not judged yet: the job goes to the
+        next model instead of adding to what rides on the unknown one."""
+        unjudged = self.quality.unjudged(model, kind)
+        return unjudged >= PROBE_IN_FLIGHT and self.unproven(model, kind)
 
     def _job_rate(self, job: TaskJob, answered: Candidate) -> tuple[float, str]:
         if self._router.retrial(answered.model, job):

@@ -74,6 +74,7 @@ class QualityStats:
 
     windows: dict[tuple[str, str], Window] = field(default_factory=dict)
     pending: Counter[tuple[str, str]] = field(default_factory=Counter)
+    answering: Counter[tuple[str, str]] = field(default_factory=Counter)  # probes on the wire
 
     def record(self, model: str, kind: str, agreed: bool) -> None:
         window = self.windows.get((model, kind))
@@ -101,6 +102,18 @@ class QualityStats:
             yield
         finally:
             self.pending[(model, kind)] -= 1
+
+    def unjudged(self, model: str, kind: str) -> int:
+        """Answers of the model for the kind that are on the wire or being audited."""
+        return self.answering[(model, kind)] + self.pending[(model, kind)]
+
+    @contextmanager
+    def probing(self, model: str, kind: str) -> Iterator[None]:
+        self.answering[(model, kind)] += 1
+        try:
+            yield
+        finally:
+            self.answering[(model, kind)] -= 1
 
     def seed(self, rows: list[tuple[str, str, bool]]) -> None:
         """(model, kind, agreed) rows, oldest first."""

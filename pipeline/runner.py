@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 
 from pipeline import claims
@@ -96,11 +97,14 @@ class JobRunner:
                 continue
             if self.router.inaccuracy(candidate.model, story.job) is not None:
                 continue  # found inaccurate for the kind since the plan was made
+            if rank < ranked - 1 and self.auditor.probe_full(candidate.model.name, job.kind):
+                continue  # unproven and enough of its answers await their verdicts
             reason = self.router.reason(rank, ranked, candidate, story.job)
             candidate = with_reason(
                 candidate, reason + _passed_over(story, over_budget) + inaccurate
             )
-            outcome = await self._try_candidate(story, candidate, need, over_budget)
+            with self._probe(candidate.model.name, job.kind):
+                outcome = await self._try_candidate(story, candidate, need, over_budget)
             if isinstance(outcome, ResultRow):
                 checked = await self._checked(story, candidate, outcome, need)
                 if checked is not None:
@@ -116,6 +120,12 @@ class JobRunner:
             error = BudgetExhausted(f"no adequate model has budget left under the caps{last}")
             raise JobFailed(story, error)
         raise JobFailed(story, story.failure())
+
+    def _probe(self, model: str, kind: str) -> AbstractContextManager[None]:
+        """Counts an unproven model's answer on the wire (see `Auditor.probe_full`)."""
+        if not self.auditor.unproven(model, kind):
+            return nullcontext()
+        return self.auditor.quality.probing(model, kind)
 
     async def _checked(
         self, story: JobStory, candidate: Candidate, answer: ResultRow, need: RoutingInput

@@ -4,6 +4,7 @@ routing uses it (adequacy by `min_accuracy`, order by expected cost per right an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import duckdb
 import pytest
 from test_routing import config, job, need, order, router
 
-from pipeline.audit import PROBE_AUDITS, Auditor, answers_agree
+from pipeline.audit import PROBE_AUDITS, PROBE_IN_FLIGHT, Auditor, answers_agree
 from pipeline.quality import QualityStats, verdicts_from_lake, wilson
 from pipeline.routing import Candidate
 from schemas.config import StorageConfig
@@ -70,6 +71,29 @@ def test_an_unproven_model_is_audited_every_time_then_at_the_audit_rate() -> Non
         assert auditor.rate("nano", "classify") == 0.05
     assert auditor.rate("nano", "classify") == 1.0
     assert auditor.rate("nano", "extract") == 0.0  # no audits configured for extract
+
+
+def test_an_unproven_model_has_at_most_a_few_answers_unjudged_at_a_time() -> None:
+    cfg = config(routes=AUDITED)
+    r = router(cfg)
+    auditor = Auditor(cfg, r)
+    with contextlib.ExitStack() as wire:
+        for _ in range(PROBE_IN_FLIGHT - 1):
+            wire.enter_context(r.quality.probing("nano", "classify"))
+        assert not auditor.probe_full("nano", "classify")
+        with r.quality.auditing("nano", "classify"):  # answered, its audit on the wire
+            assert auditor.probe_full("nano", "classify")
+            assert not auditor.probe_full("nano", "extract")  # no audits for extract
+            assert not auditor.probe_full("mini", "classify")  # counted per model
+        assert not auditor.probe_full("nano", "classify")
+        r.quality.seed([("nano", "classify", True)] * PROBE_AUDITS)
+        with r.quality.auditing("nano", "classify"):
+            assert not auditor.probe_full("nano", "classify")  # proven: no limit
+    big = Auditor(cfg, router(cfg))
+    with contextlib.ExitStack() as wire:
+        for _ in range(PROBE_IN_FLIGHT):
+            wire.enter_context(big.quality.probing("big", "classify"))
+        assert not big.probe_full("big", "classify")  # the audit model is never on probation
 
 
 def test_the_audit_model_is_never_audited_and_the_sample_is_fixed_per_job() -> None:
