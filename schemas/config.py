@@ -149,7 +149,7 @@ class BudgetConfig(Section):
 
 class WorkerConfig(Section):
     max_in_flight: int = Field(default=256, ge=1)  # records not yet durable, per worker
-    buffer_per_partition: int = Field(default=512, ge=1)  # records fetched ahead, per partition
+    buffer_per_partition: int = Field(default=4096, ge=1)  # records fetched ahead, per partition
     status_interval_s: float = Field(default=10.0, gt=0)
     shutdown_grace_s: float = Field(default=30.0, gt=0)
     metrics_port: int | None = Field(default=None, ge=0, le=65535)  # Prometheus /metrics; 0 = any
