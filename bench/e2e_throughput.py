@@ -85,9 +85,15 @@ def _answer_window(data_dir: Path) -> tuple[int, float, float]:
 
 
 def run_once(
-    bootstrap: str, sim: Sim, n: int, workdir: Path, knobs: dict[str, dict[str, Any]]
+    bootstrap: str,
+    sim: Sim,
+    n: int,
+    workdir: Path,
+    knobs: dict[str, dict[str, Any]],
+    processes: int = 1,
 ) -> WorkerRun:
-    """Publish `n` jobs to fresh topics, then drain them with one worker process."""
+    """Publish `n` jobs to fresh topics, then drain them with one `frugal worker --drain`
+    command (of `processes` worker processes: CPU is theirs together, peak RSS the largest)."""
     tag = f"bench{uuid.uuid4().hex[:6]}"
     workdir.mkdir(parents=True, exist_ok=True)
     data_dir = workdir / "data"
@@ -104,7 +110,7 @@ def run_once(
     )
     _check(published, workdir / "publish.log", "publish")
     worker = measure(
-        _frugal("worker", "--config", str(config), "--drain"),
+        _frugal("worker", "--config", str(config), "--drain", "--processes", str(processes)),
         env=env,
         log=workdir / "worker.log",
         watch=sim.pid,

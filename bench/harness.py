@@ -55,13 +55,35 @@ def simulator(workdir: Path) -> Iterator[Sim]:
         log.close()
 
 
-def cpu_seconds(pid: int) -> float | None:
+def tree_cpu_seconds(pid: int) -> float | None:
+    """CPU of a process and all its descendants (`worker --processes N`): its own, its reaped
+    children's (cutime + cstime) and its living children's."""
+    own = cpu_seconds(pid, with_reaped_children=True)
+    if own is None:
+        return None
+    return own + sum(tree_cpu_seconds(child) or 0.0 for child in _children(pid))
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found.extend(int(p) for p in task.read_text().split())
+        except OSError:
+            continue
+    return found
+
+
+def cpu_seconds(pid: int, with_reaped_children: bool = False) -> float | None:
     """user+sys CPU of a running process so far, from /proc (None once it is gone)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+    used = int(fields[11]) + int(fields[12])  # utime, stime
+    if with_reaped_children:
+        used += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return used / _TICKS
 
 
 @dataclass
@@ -122,7 +144,7 @@ def measure(
             now = time.time()
             if now - started > timeout_s:
                 proc.kill()
-            cpu = cpu_seconds(proc.pid)
+            cpu = tree_cpu_seconds(proc.pid)
             if cpu is not None:
                 trace.append((now, cpu))
             other = cpu_seconds(watch) if watch is not None else None

@@ -89,16 +89,12 @@ def baseline_table(results: dict[str, Any]) -> Table:
         "its whole command is (vs end to end / whole)",
     ):
         table.add_column(column, justify="right" if column else "left")
-    table.add_row(
-        "frugal worker (Kafka in and out)",
-        f"{worker['rate_wall']:,.0f}",
-        f"{worker['rate_end_to_end']:,.0f}",
-        f"{worker['rate_steady']:,.0f}",
-        f"{worker['cpu_ms_per_record']:.3f}",
-        f"{worker['peak_rss_mb']:,.0f}",
-        "",
-        "",
-    )
+    table.add_row("frugal worker (Kafka in and out)", *_rates(worker), "", "")
+    multi = results.get("worker_processes")
+    if multi:
+        processes = results["settings"]["processes"]
+        table.add_row(f"frugal worker --processes {processes} (CPU: all, RSS: largest)",
+                      *_rates(multi), "", "")  # fmt: skip
     names = {"glue": "httpx glue script", "litellm": "LiteLLM Router script"}
     for name, b in results["baselines"].items():
         table.add_row(
@@ -112,6 +108,16 @@ def baseline_table(results: dict[str, Any]) -> Table:
             f"{b.get('worker_whole_vs_end_to_end', 0):.1f}x / {b.get('worker_whole_vs_whole', 0):.1f}x",
         )
     return table
+
+
+def _rates(run: dict[str, Any]) -> tuple[str, ...]:
+    return (
+        f"{run['rate_wall']:,.0f}",
+        f"{run['rate_end_to_end']:,.0f}",
+        f"{run['rate_steady']:,.0f}",
+        f"{run['cpu_ms_per_record']:.3f}",
+        f"{run['peak_rss_mb']:,.0f}",
+    )
 
 
 def memory_table(memory: dict[str, Any]) -> Table:
@@ -178,5 +184,30 @@ def target_lines(results: dict[str, Any]) -> list[str]:
             f"command {litellm['worker_whole_vs_whole']:.1f}x, the script on "
             f"{settings.get('baseline_records', 0):,} records, the worker on "
             f"{settings.get('records', 0):,})."
+        )
+    return lines + _processes_lines(results)
+
+
+def _processes_lines(results: dict[str, Any]) -> list[str]:
+    """The same targets for `worker --drain --processes N` (one command, N processes)."""
+    multi = results.get("worker_processes")
+    if not multi:
+        return []
+    processes = results["settings"]["processes"]
+    rate = multi["rate_wall"]
+    lines = [
+        f"With --processes {processes}: {rate:,.0f} records/s whole command "
+        f"({'meets' if rate >= TARGET_RATE else 'misses'} {TARGET_RATE:,}), first answer "
+        f"{multi['join_s']:.2f} s."
+    ]
+    litellm = results["baselines"].get("litellm")
+    if litellm and "processes_whole_vs_whole" in litellm:
+        ratio = litellm["processes_whole_vs_whole"]
+        lines.append(
+            f"With --processes {processes}: {ratio:.1f}x the LiteLLM Router script, whole "
+            f"command against whole command "
+            f"({'meets' if ratio >= TARGET_LITELLM_RATIO else 'misses'} "
+            f"{TARGET_LITELLM_RATIO:.0f}x; "
+            f"{litellm['processes_whole_vs_end_to_end']:.1f}x against its end-to-end rate)."
         )
     return lines

@@ -58,6 +58,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--first-answer-runs", type=int, default=3, help="small drains per broker (0: none)"
     )
     parser.add_argument("--first-answer-records", type=int, default=200)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="also time `worker --drain --processes N` (default: one a core; 1: skip)",
+    )
     return parser.parse_args(argv)
 
 
@@ -104,6 +110,7 @@ def run_rounds(
         else:
             log("LiteLLM baseline skipped: .venv-litellm is missing (make bench creates it)")
     worker_runs: list[WorkerRun] = []
+    multi_runs: list[WorkerRun] = []
     first: dict[str, Any] = {}
     baseline_runs: dict[str, list[BaselineRun]] = {name: [] for name in baselines}
     with EmbeddedBroker(log_path=workdir / "broker.log") as broker, simulator(workdir) as sim:
@@ -120,6 +127,17 @@ def run_rounds(
                 f"{run.peak_rss_mb:.0f} MB"
             )
             worker_runs.append(run)
+            if args.processes > 1:
+                multi = run_once(
+                    broker.bootstrap, sim, args.records, workdir / f"multi-{i}", WORKER_KNOBS,
+                    processes=args.processes,
+                )  # fmt: skip
+                log(
+                    f"run {i + 1}/{args.runs}: worker --processes {args.processes} "
+                    f"{multi.rate_wall:,.0f} rec/s whole command, "
+                    f"{multi.rate_end_to_end:,.0f} end to end, {multi.rate_steady:,.0f} steady"
+                )
+                multi_runs.append(multi)
             for name in baselines:
                 base = run_baseline(name, sim.url, calls, workdir / f"{name}-{i}")
                 log(
@@ -137,7 +155,12 @@ def run_rounds(
                 args.first_answer_records,
                 log,
             )
-    return {"worker": worker_runs, "baselines": baseline_runs, "first_answer": first}
+    return {
+        "worker": worker_runs,
+        "processes": multi_runs,
+        "baselines": baseline_runs,
+        "first_answer": first,
+    }
 
 
 def memory_bench(args: argparse.Namespace, log: Callable[[str], None]) -> dict[str, Any] | None:
@@ -170,6 +193,7 @@ def build_results(
     args: argparse.Namespace, rounds: dict[str, Any], memory: dict[str, Any] | None
 ) -> dict[str, Any]:
     worker = summarize(rounds["worker"], WORKER_FIELDS)
+    multi = summarize(rounds["processes"], WORKER_FIELDS) if rounds["processes"] else None
     baselines = {
         name: summarize(runs, BASELINE_FIELDS) for name, runs in rounds["baselines"].items()
     }
@@ -182,6 +206,11 @@ def build_results(
         # rate, as first reported; and whole command against whole command.
         summary["worker_whole_vs_end_to_end"] = worker["rate_wall"] / summary["rate_end_to_end"]
         summary["worker_whole_vs_whole"] = worker["rate_wall"] / summary["rate_wall"]
+        if multi is not None:
+            summary["processes_whole_vs_whole"] = multi["rate_wall"] / summary["rate_wall"]
+            summary["processes_whole_vs_end_to_end"] = (
+                multi["rate_wall"] / summary["rate_end_to_end"]
+            )
     return {
         "settings": {
             "records": args.records,
@@ -190,14 +219,17 @@ def build_results(
             "warmup_records": args.warmup_records,
             "first_answer_records": args.first_answer_records,
             "worker_knobs": WORKER_KNOBS,
+            "processes": args.processes,
         },
         "environment": environment(),
         "worker": worker,
+        "worker_processes": multi,
         "baselines": baselines,
         "memory": memory,
         "first_answer": rounds["first_answer"],
         "runs": {
             "worker": [r.as_dict() for r in rounds["worker"]],
+            "worker_processes": [r.as_dict() for r in rounds["processes"]],
             **{name: [r.as_dict() for r in runs] for name, runs in rounds["baselines"].items()},
         },
     }

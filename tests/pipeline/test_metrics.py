@@ -55,7 +55,7 @@ async def scrape(port):
     print(httpx.get(f"http://127.0.0.1:{port}/metrics").text)
 
 run_worker = worker_main.run_worker
-worker_main.run_worker = lambda config, kinds, drain: run_worker(config, kinds, drain, scrape)
+worker_main.run_worker = lambda config, kinds, drain, **kw: run_worker(config, kinds, drain, scrape, **kw)
 sys.exit(main(["worker", *sys.argv[1:]]))
 """
 
