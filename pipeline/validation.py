@@ -7,13 +7,14 @@ from functools import lru_cache
 from typing import Any
 
 import jsonschema
+import pydantic_core
 
 from schemas.errors import InvalidOutput
 from schemas.jobs import ClassifyJob, TaskJob
 
 
 @lru_cache(maxsize=1024)
-def _validator(schema_json: str) -> jsonschema.protocols.Validator:
+def _validator(schema_json: bytes) -> jsonschema.protocols.Validator:
     schema = json.loads(schema_json)
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     return cls(schema)
@@ -38,7 +39,7 @@ def validate_output(job: TaskJob, output: Any) -> dict[str, Any]:
         if label not in job.labels:
             raise InvalidOutput(f"label {label!r} is not one of the job's labels")
         return {"label": label}
-    validator = _validator(json.dumps(job.output_schema(), sort_keys=True))
+    validator = _validator(pydantic_core.to_json(job.output_schema()))  # a cache key
     if validator.is_valid(obj):  # the common case; finding the best error is slow
         return obj
     error = jsonschema.exceptions.best_match(validator.iter_errors(obj))
