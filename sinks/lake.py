@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 import os
 import uuid
 from datetime import UTC, date, datetime
@@ -74,7 +75,12 @@ def rows_to_table(rows: list[Row], schema: pa.Schema) -> pa.Table:
         # Plain fields: reading them from each row's __dict__ is ~4x faster than a model_dump
         # per row (and ~1.5x faster than getattr).
         fields = [row.__dict__ for row in rows]
-        columns = {name: [f.get(name) for f in fields] for name in schema.names}
+        if len(schema.names) > 1 and set(schema.names) <= fields[0].keys():  # one row type a table
+            # One C-level pass: every row's values in column order, then transposed by zip.
+            values = map(operator.itemgetter(*schema.names), fields)
+            columns = dict(zip(schema.names, map(list, zip(*values, strict=True)), strict=True))
+        else:
+            columns = {name: [f.get(name) for f in fields] for name in schema.names}
     else:
         records = [row.as_record() for row in rows]
         columns = {name: [record.get(name) for record in records] for name in schema.names}
