@@ -7,7 +7,7 @@ import hashlib
 import math
 from collections import Counter, deque
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
 from providers.pricing import ModelPrices, cost_usd
@@ -95,30 +95,31 @@ class QualityStats:
         """Audits done or on the wire: how far the model is from being proven for the kind."""
         return self.accuracy(model, kind).audited + self.pending[(model, kind)]
 
-    @contextmanager
-    def auditing(self, model: str, kind: str) -> Iterator[None]:
-        self.pending[(model, kind)] += 1
-        try:
-            yield
-        finally:
-            self.pending[(model, kind)] -= 1
+    def auditing(self, model: str, kind: str) -> AbstractContextManager[None]:
+        """Counts an audit of the model's answer while it is on the wire."""
+        return _counted(self.pending, (model, kind))
 
     def unjudged(self, model: str, kind: str) -> int:
         """Answers of the model for the kind that are on the wire or being audited."""
         return self.answering[(model, kind)] + self.pending[(model, kind)]
 
-    @contextmanager
-    def probing(self, model: str, kind: str) -> Iterator[None]:
-        self.answering[(model, kind)] += 1
-        try:
-            yield
-        finally:
-            self.answering[(model, kind)] -= 1
+    def probing(self, model: str, kind: str) -> AbstractContextManager[None]:
+        """Counts an answer of a model not proven for the kind while it is on the wire."""
+        return _counted(self.answering, (model, kind))
 
     def seed(self, rows: list[tuple[str, str, bool]]) -> None:
         """(model, kind, agreed) rows, oldest first."""
         for model, kind, agreed in rows:
             self.record(model, kind, agreed)
+
+
+@contextmanager
+def _counted(counter: Counter[tuple[str, str]], key: tuple[str, str]) -> Iterator[None]:
+    counter[key] += 1
+    try:
+        yield
+    finally:
+        counter[key] -= 1
 
 
 def verdicts_from_lake(storage: StorageConfig) -> list[tuple[str, str, bool]]:
