@@ -28,6 +28,7 @@ from sinks.errors import SinkWriteError
 log = logging.getLogger("frugal.worker")
 RETRY_POLL_S = 0.25  # how often a wait for a parked record checks for shutdown and rebalance
 SHUTDOWN_RESERVE_S = 5.0  # of the grace period, kept for flushing, committing and leaving
+ABANDON_START_WAIT_S = 10.0  # a failed start lets faust's own start finish this long at most
 DRAIN_SETTLE_S = 0.05  # --drain: how soon an idle worker makes its answers durable and commits
 
 
@@ -153,9 +154,16 @@ class StreamWorker(PartitionHandover):
         return self._joining
 
     async def abandon_join(self) -> None:
-        """Start-up failed: stop joining and leave the group (nothing was taken yet)."""
-        if self._joining is not None:
-            self._joining.cancel()
+        """Start-up failed: leave the group (nothing was taken yet).
+
+        faust's start is let finish first (bounded): cancelled midway, its consumer thread is
+        not stopped by `app.stop` and outlives the event loop, dying with a traceback when it
+        reports its shutdown to the closed loop."""
+        joining = self._joining
+        if joining is not None:
+            await asyncio.wait({joining}, timeout=ABANDON_START_WAIT_S)
+            if not joining.cancel() and not joining.cancelled():  # done: its error is moot
+                joining.exception()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.app.stop(), self.config.worker.shutdown_grace_s)
 

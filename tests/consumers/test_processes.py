@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ from support.worker_runs import (
 )
 
 from bench.samples import support_tickets
-from bus.broker import EmbeddedBroker, free_port
+from bus.broker import EmbeddedBroker
 from cli.worker_processes import child_config, process_count
 from providers.sim import SimThread
 from schemas.config import Config, SimConfig, WorkerConfig
@@ -151,21 +153,34 @@ def test_the_processes_stop_when_the_command_is_killed(
 
 
 def test_one_process_failing_stops_the_command(broker: EmbeddedBroker, tmp_path: Path) -> None:
-    port = free_port()
-    with socket.socket() as taken:  # process 1 serves metrics on port + 1: make that fail
-        taken.bind(("127.0.0.1", port + 1))
-        taken.listen()
-        with SimThread(SimConfig(api_key=SIM_KEY)) as sim:
-            config = _config(tmp_path, broker, sim.base_url)
-            args = ["worker", "--config", str(config), "--processes", "2"]
-            run = run_frugal(
-                [*args, "--metrics-port", str(port)],
-                bootstrap=broker.bootstrap,
-                timeout=120,
-            )
+    # Process 1 serves metrics on port + 1, held here by another socket.
+    with SimThread(SimConfig(api_key=SIM_KEY)) as sim, _port_pair_second_taken() as port:
+        config = _config(tmp_path, broker, sim.base_url)
+        args = ["worker", "--config", str(config), "--processes", "2"]
+        run = run_frugal(
+            [*args, "--metrics-port", str(port)], bootstrap=broker.bootstrap, timeout=120
+        )
     assert run.returncode != 0
     assert "worker process 1: metrics: cannot listen" in run.stderr, run.stderr[-2000:]
     assert str(port + 1) in run.stderr
+
+
+@contextlib.contextmanager
+def _port_pair_second_taken() -> Iterator[int]:
+    """A free port P whose neighbour P + 1 is held by a listening socket meanwhile."""
+    for _ in range(50):
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            port = taken.getsockname()[1] - 1
+            with socket.socket() as probe:
+                try:
+                    probe.bind(("127.0.0.1", port))
+                except OSError:
+                    continue  # P itself is in use: try another pair
+            taken.listen()
+            yield port
+            return
+    raise AssertionError("no pair of neighbouring free ports found")
 
 
 @pytest.mark.parametrize("wanted", ["0", "-2", "two", ""])
