@@ -10,7 +10,7 @@ from pipeline.validity import PRIOR_VALID, PROMPT_MODE_PRIOR, ValidityStats
 from pipeline.vision import lacks_vision
 from providers.pricing import ModelPrices, tokens_cost_usd
 from providers.structured import StructuredMode, structured_mode
-from schemas.config import Config, ModelConfig
+from schemas.config import Config, ModelConfig, RouteConfig
 from schemas.jobs import TaskJob
 
 __all__ = ["Candidate", "RoutePlan", "Router", "RoutingInput", "ValidityStats"]
@@ -113,10 +113,14 @@ class Router:
 
     def inadequacy(self, model: ModelConfig, need: RoutingInput) -> str | None:
         """Why `model` cannot take this job (budget and price aside), or None when it can."""
+        return self._inadequacy(model, need, self._config.route(need.job.kind))
+
+    def _inadequacy(self, model: ModelConfig, need: RoutingInput, route: RouteConfig) -> str | None:
         job = need.job
-        allowed = self.allowed_providers(job)
-        if model.tier < self.min_tier(job):
-            return f"tier {model.tier} < {self.min_tier(job)}"
+        min_tier = job.min_tier or route.min_tier
+        if model.tier < min_tier:
+            return f"tier {model.tier} < {min_tier}"
+        allowed = job.providers or route.providers
         if allowed is not None and model.provider not in allowed:
             return "provider not allowed"
         if model.provider in job.exclude_providers:
@@ -127,6 +131,8 @@ class Router:
             return "context window"
         if not self._available(model.provider):
             return "provider unhealthy"
+        if route.min_accuracy is None:  # nothing measured can rule it out
+            return None
         return self.inaccuracy(model, job)
 
     def trusted_model(self, kind: str) -> ModelConfig | None:
@@ -191,7 +197,10 @@ class Router:
         worst_input = int(need.input_tokens * INPUT_MARGIN) + 1
         return tokens_cost_usd(self._prices[model.name], worst_input, allowance)
 
-    def _candidate(self, model: ModelConfig, need: RoutingInput) -> Candidate:
+    def _candidate(
+        self, model: ModelConfig, need: RoutingInput, measured: bool = True
+    ) -> Candidate:
+        """`measured=False`: the route measures no quality, so every model counts as right."""
         kind = need.job.kind
         allowance = min(need.output_allowance, model.max_output_tokens)
         expected_out = self.stats.expected_output(model.name, kind, allowance)
@@ -202,7 +211,7 @@ class Router:
             self.worst_case(model, need),
             self.stats.valid_rate(model.name, kind, prior),
             "",
-            self.accuracy(model, kind),
+            self.accuracy(model, kind) if measured else 1.0,
         )
 
     def audit_candidate(
@@ -218,15 +227,17 @@ class Router:
         (a job is usually answered by its first: the others' reasons are never read)."""
         found: list[Candidate] = []
         rejected: dict[str, str] = {}
+        route = self._config.route(need.job.kind)  # looked up once: plan runs for every job
+        measured = route.audit_rate > 0 or route.min_accuracy is not None
         for model in self._config.models:
-            why = self.inadequacy(model, need)
-            candidate = self._candidate(model, need) if why is None else None
-            why = why or self._unaffordable(candidate, need.job)
+            why = self._inadequacy(model, need, route)
+            candidate = self._candidate(model, need, measured) if why is None else None
+            why = why or self._unaffordable(candidate, need.job, route)
             if candidate is None or why is not None:
                 rejected[model.name] = why or "inadequate"
                 continue
             found.append(candidate)
-        ordered = self._ordered(found, need.job)
+        ordered = self._ordered(found, need.job, route)
         if explain:
             n = len(ordered)
             ordered = [
@@ -234,11 +245,13 @@ class Router:
             ]
         return RoutePlan(ordered, rejected)
 
-    def _unaffordable(self, candidate: Candidate | None, job: TaskJob) -> str | None:
+    def _unaffordable(
+        self, candidate: Candidate | None, job: TaskJob, route: RouteConfig
+    ) -> str | None:
         """Why the job's price cap or the budgets rule this candidate out, or None."""
         if candidate is None:
             return None
-        max_cost = self.max_cost(job)
+        max_cost = job.max_cost_usd or route.max_cost_usd
         if max_cost is not None and candidate.estimated_cost_usd > max_cost:
             return f"est ${candidate.estimated_cost_usd:.6f} > max_cost_usd"
         check = self._within_budget
@@ -249,10 +262,10 @@ class Router:
     def candidates(self, need: RoutingInput) -> list[Candidate]:
         return self.plan(need).candidates
 
-    def _ordered(self, found: list[Candidate], job: TaskJob) -> list[Candidate]:
+    def _ordered(self, found: list[Candidate], job: TaskJob, route: RouteConfig) -> list[Candidate]:
         # Trying models with cost c and success chance p in order of c/p minimises the
         # expected bill including escalations; preferred providers win ties.
-        prefer = self._config.route(job.kind).prefer
+        prefer = route.prefer
         rank = {name: i for i, name in enumerate(prefer)}
         avoid = set(job.avoid_providers)
         found.sort(
