@@ -154,7 +154,7 @@ def parse_rate_limit(headers: Mapping[str, str]) -> RateLimitState | None:
     fields["retry_after_s"] = parse_retry_after(headers)
     if all(value is None for value in fields.values()):
         return None
-    return RateLimitState.model_construct(None, **fields)  # ints and floats, typed above
+    return RateLimitState.model_validate(fields)
 
 
 def reset_wait(state: RateLimitState | None) -> float | None:
