@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 import httpx
+import pydantic_core
 
 from providers.base import (
     HttpCall,
@@ -42,6 +45,17 @@ def allows_strict(schema: Any) -> bool:
     named = [s for key in _NAMED_SUBSCHEMAS for s in (schema.get(key) or {}).values()]
     nested = [schema[key] for key in _SUBSCHEMAS if key in schema]
     return all(allows_strict(s) for s in (*named, *nested))
+
+
+def allows_strict_cached(schema: Any) -> bool:
+    """`allows_strict`, remembered per schema (by its JSON: a workload sends a few schemas
+    over and over, and the walk cost ~5 us a call against ~0.4 us for the key)."""
+    return _allows_strict_json(pydantic_core.to_json(schema))
+
+
+@lru_cache(maxsize=1024)
+def _allows_strict_json(schema_json: bytes) -> bool:
+    return allows_strict(json.loads(schema_json))
 
 
 def normalize_usage(raw: Any, profile: EndpointProfile = PROFILES["openai"]) -> Usage | None:
@@ -180,7 +194,7 @@ class OpenAIAdapter(ProviderAdapter):
     def _structured(request: CompletionRequest, mode: StructuredMode) -> dict[str, Any]:
         schema = request.output_schema or {}
         name = tool_name(request)
-        strict = allows_strict(schema)
+        strict = allows_strict_cached(schema)
         if mode == "json_schema":
             spec = {"name": name, "schema": schema, "strict": strict}
             return {"response_format": {"type": "json_schema", "json_schema": spec}}

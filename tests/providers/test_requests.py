@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from support.provider_replay import Case, ReplayServer, call, obj
 
-from providers.openai import allows_strict
+from providers.openai import allows_strict, allows_strict_cached
 
 LABEL = obj(label="string")
 LOOSE = {"type": "object", "properties": {"label": {"type": "string"}}}
@@ -104,3 +104,5 @@ def test_allows_strict_checks_every_nested_object() -> None:
     assert not allows_strict(nested)
     assert not allows_strict({**LABEL, "required": []})
     assert allows_strict({"anyOf": [LABEL, {"type": "null"}]})
+    for schema in (LABEL, LOOSE, nested, {**LABEL, "required": []}):  # twice: cached alike
+        assert allows_strict_cached(schema) == allows_strict_cached(schema) == allows_strict(schema)
