@@ -259,11 +259,12 @@ class Pipeline(WorkerPort):
 
     async def _answer(self, record: InboundRecord, job: TaskJob) -> None:
         need = self.runner.routing_input(job)
-        if await self.batch_mode.take(job, need, record.created_at):
+        created_at = record.created_at  # a datetime made from the record's timestamp: once
+        if await self.batch_mode.take(job, need, created_at):
             self.sink.add([], on_durable=record.ack)  # durably part of a submitted batch
             return
         try:
-            result, story = await self.runner.run(job, record.created_at, need)
+            result, story = await self.runner.run(job, created_at, need)
         except JobFailed as failed:
             letter = dead_letters.for_job(
                 record.origin, job, failed.error, failed.story, self.secrets
