@@ -3,6 +3,7 @@ journal reaches the lake exactly once."""
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 from pathlib import Path
 
@@ -54,6 +55,41 @@ async def test_a_flush_writes_the_segment_to_parquet_and_drops_it(
     assert segments(storage) == []
     sink.close()
     assert not any(storage.journal_dir.iterdir())  # a clean stop leaves nothing to recover
+
+
+async def test_a_flush_under_steady_intake_waits_only_for_the_records_before_it(
+    storage: StorageConfig, rows: Rows, data_files: DataFiles
+) -> None:
+    """Records keep arriving while the flush runs (the journal's sync never runs dry): the
+    flush still ends, with the rows added before it, while the intake goes on."""
+    storage = journaled(storage)
+    sink = ParquetSink(storage, "w1")
+    for i in range(50):
+        sink.add([rows.result(f"before-{i}")], None)
+    stop = asyncio.Event()
+    added = 0
+
+    async def steady_intake() -> None:
+        nonlocal added
+        while not stop.is_set():
+            sink.add([rows.result(f"during-{added}")], None)
+            added += 1
+            await asyncio.sleep(0)
+
+    intake = asyncio.create_task(steady_intake())
+    try:
+        await asyncio.wait_for(sink.flush(), timeout=30)
+        assert not intake.done() and added > 0  # the flush ended while records kept coming
+    finally:
+        stop.set()
+        await intake
+    written = job_ids(data_files("results"))
+    assert [j for j in written if j.startswith("before-")] == sorted(
+        f"before-{i}" for i in range(50)
+    )
+    await sink.flush()
+    assert len(job_ids(data_files("results"))) == 50 + added
+    sink.close()
 
 
 async def test_a_dead_workers_journal_reaches_the_lake_once(
