@@ -68,10 +68,7 @@ class Auditor:
 
     def unproven(self, model: str, kind: str) -> bool:
         """Audited, not the audit model, and fewer than PROBE_AUDITS verdicts done for the kind."""
-        if self._config.route(kind).audit_rate <= 0:
-            return False
-        trusted = self._router.trusted_model(kind)
-        if trusted is not None and trusted.name == model:
+        if self._config.route(kind).audit_rate <= 0 or self._router.is_trusted(model, kind):
             return False
         return self.quality.accuracy(model, kind).audited < PROBE_AUDITS
 

@@ -97,16 +97,6 @@ class Router:
         self._modes: dict[str, StructuredMode] = {}  # model name -> structured-output mode
         self._within_budget = within_budget
 
-    def min_tier(self, job: TaskJob) -> int:
-        return job.min_tier or self._config.route(job.kind).min_tier
-
-    def allowed_providers(self, job: TaskJob) -> set[str] | None:
-        allowed = job.providers or self._config.route(job.kind).providers
-        return set(allowed) if allowed is not None else None
-
-    def max_cost(self, job: TaskJob) -> float | None:
-        return job.max_cost_usd or self._config.route(job.kind).max_cost_usd
-
     def fits(self, model: ModelConfig, need: RoutingInput) -> bool:
         allowance = min(need.output_allowance, model.max_output_tokens)
         return need.input_tokens + allowance <= model.context_window
@@ -131,21 +121,21 @@ class Router:
             return "context window"
         if not self._available(model.provider):
             return "provider unhealthy"
-        if route.min_accuracy is None:  # nothing measured can rule it out
-            return None
         return self.inaccuracy(model, job)
 
     def trusted_model(self, kind: str) -> ModelConfig | None:
         """The route's audit model: trusted, never audited, right by definition."""
         return self._trusted.get(kind)
 
+    def is_trusted(self, model_name: str, kind: str) -> bool:
+        trusted = self._trusted.get(kind)
+        return trusted is not None and trusted.name == model_name
+
     def measures_quality(self, kind: str) -> bool:
-        route = self._config.route(kind)
-        return route.audit_rate > 0 or route.min_accuracy is not None
+        return _measures_quality(self._config.route(kind))
 
     def accuracy(self, model: ModelConfig, kind: str) -> float:
-        trusted = self.trusted_model(kind)
-        if not self.measures_quality(kind) or (trusted and trusted.name == model.name):
+        if not self.measures_quality(kind) or self.is_trusted(model.name, kind):
             return 1.0
         return self.quality.expected(model.name, kind)
 
@@ -166,8 +156,7 @@ class Router:
 
     def _below_min_accuracy(self, model: ModelConfig, kind: str) -> str | None:
         floor = self._config.route(kind).min_accuracy
-        trusted = self.trusted_model(kind)
-        if floor is None or (trusted is not None and trusted.name == model.name):
+        if floor is None or self.is_trusted(model.name, kind):
             return None
         measured = self.quality.accuracy(model.name, kind)
         if not measured.audited or measured.bounds[1] >= floor:
@@ -228,7 +217,7 @@ class Router:
         found: list[Candidate] = []
         rejected: dict[str, str] = {}
         route = self._config.route(need.job.kind)  # looked up once: plan runs for every job
-        measured = route.audit_rate > 0 or route.min_accuracy is not None
+        measured = _measures_quality(route)
         for model in self._config.models:
             why = self._inadequacy(model, need, route)
             candidate = self._candidate(model, need, measured) if why is None else None
@@ -299,6 +288,11 @@ class Router:
 
     def too_large_for_every_model(self, need: RoutingInput) -> bool:
         return not any(self.fits(m, need) for m in self._config.models)
+
+
+def _measures_quality(route: RouteConfig) -> bool:
+    """The route audits answers or asks for a minimum accuracy: models are not all right."""
+    return route.audit_rate > 0 or route.min_accuracy is not None
 
 
 def with_reason(c: Candidate, reason: str) -> Candidate:
