@@ -150,10 +150,6 @@ def print_report(results: dict[str, Any]) -> None:
 def target_lines(results: dict[str, Any]) -> list[str]:
     """Issue 12's targets, each met or missed, from the medians."""
     worker = results["worker"]
-
-    def verdict(ok: bool) -> str:
-        return "meets" if ok else "misses"
-
     lines = [
         f"Target {TARGET_RATE:,} records/s for the whole command (start to exit): "
         f"{verdict(worker['rate_wall'] >= TARGET_RATE)} it ({worker['rate_wall']:,.0f}).",
@@ -188,6 +184,10 @@ def target_lines(results: dict[str, Any]) -> list[str]:
     return lines + _processes_lines(results)
 
 
+def verdict(ok: bool) -> str:
+    return "meets" if ok else "misses"
+
+
 def _processes_lines(results: dict[str, Any]) -> list[str]:
     """The same targets for `worker --drain --processes N` (one command, N processes)."""
     multi = results.get("worker_processes")
@@ -197,7 +197,7 @@ def _processes_lines(results: dict[str, Any]) -> list[str]:
     rate = multi["rate_wall"]
     lines = [
         f"With --processes {processes}: {rate:,.0f} records/s whole command "
-        f"({'meets' if rate >= TARGET_RATE else 'misses'} {TARGET_RATE:,}), first answer "
+        f"({verdict(rate >= TARGET_RATE)} {TARGET_RATE:,}), first answer "
         f"{multi['join_s']:.2f} s."
     ]
     litellm = results["baselines"].get("litellm")
@@ -206,7 +206,7 @@ def _processes_lines(results: dict[str, Any]) -> list[str]:
         lines.append(
             f"With --processes {processes}: {ratio:.1f}x the LiteLLM Router script, whole "
             f"command against whole command "
-            f"({'meets' if ratio >= TARGET_LITELLM_RATIO else 'misses'} "
+            f"({verdict(ratio >= TARGET_LITELLM_RATIO)} "
             f"{TARGET_LITELLM_RATIO:.0f}x; "
             f"{litellm['processes_whole_vs_end_to_end']:.1f}x against its end-to-end rate)."
         )
