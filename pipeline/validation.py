@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from typing import Any
 
 import jsonschema
-import pydantic_core
 
 from schemas.errors import InvalidOutput
 from schemas.jobs import ClassifyJob, TaskJob
+from schemas.per_schema import once_per_schema
 
 
-@lru_cache(maxsize=1024)
-def _validator(schema_json: bytes) -> jsonschema.protocols.Validator:
-    schema = json.loads(schema_json)
+@once_per_schema
+def _validator(schema: Any) -> jsonschema.protocols.Validator:
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     return cls(schema)
 
@@ -39,7 +37,7 @@ def validate_output(job: TaskJob, output: Any) -> dict[str, Any]:
         if label not in job.labels:
             raise InvalidOutput(f"label {label!r} is not one of the job's labels")
         return {"label": label}
-    validator = _validator(pydantic_core.to_json(job.output_schema()))  # a cache key
+    validator = _validator(job.output_schema())
     if validator.is_valid(obj):  # the common case; finding the best error is slow
         return obj
     error = jsonschema.exceptions.best_match(validator.iter_errors(obj))

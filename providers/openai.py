@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
 import httpx
-import pydantic_core
 
 from providers.base import (
     HttpCall,
@@ -25,6 +22,7 @@ from providers.profiles import PROFILES, EndpointProfile, dig, first_present, pr
 from providers.structured import StructuredMode, schema_is_enforced, structured_mode
 from schemas.completion import CompletionRequest, Usage
 from schemas.config import ModelConfig, ProviderConfig
+from schemas.per_schema import once_per_schema
 
 _NAMED_SUBSCHEMAS = ("properties", "$defs", "definitions")
 _SUBSCHEMAS = ("items", "prefixItems", "anyOf", "allOf", "oneOf", "not", "additionalProperties")
@@ -47,15 +45,8 @@ def allows_strict(schema: Any) -> bool:
     return all(allows_strict(s) for s in (*named, *nested))
 
 
-def allows_strict_cached(schema: Any) -> bool:
-    """`allows_strict`, remembered per schema (by its JSON: a workload sends a few schemas
-    over and over, and the walk cost ~5 us a call against ~0.4 us for the key)."""
-    return _allows_strict_json(pydantic_core.to_json(schema))
-
-
-@lru_cache(maxsize=1024)
-def _allows_strict_json(schema_json: bytes) -> bool:
-    return allows_strict(json.loads(schema_json))
+# The walk costs ~5 us a call; remembered per schema it costs the key's ~0.4 us.
+allows_strict_cached = once_per_schema(allows_strict)
 
 
 def normalize_usage(raw: Any, profile: EndpointProfile = PROFILES["openai"]) -> Usage | None:

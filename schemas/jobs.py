@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 import jsonschema
@@ -13,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from schemas.errors import JobError
 from schemas.media import ImageRef
+from schemas.per_schema import once_per_schema
 
 
 class ParkedState(BaseModel):
@@ -96,13 +96,11 @@ class ClassifyJob(JobBase):
         }
 
 
-@lru_cache(maxsize=1024)
-def _schema_problem(schema_json: bytes) -> str | None:
-    """Checking a schema against the meta-schema is slow; jobs of one workload share a few
-    (keyed by their JSON as sent: pydantic's encoder is ~5x faster than a sorted json.dumps,
-    and the same schema with its keys in another order only costs one more entry)."""
+@once_per_schema
+def _schema_problem(schema: Any) -> str | None:
+    """Why `schema` fails the meta-schema (a slow check), or None."""
     try:
-        jsonschema.Draft202012Validator.check_schema(json.loads(schema_json))
+        jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
         return str(exc.message)
     return None
@@ -115,7 +113,7 @@ class ExtractJob(JobBase):
     @field_validator("json_schema")
     @classmethod
     def _schema_is_valid(cls, schema: dict[str, Any]) -> dict[str, Any]:
-        problem = _schema_problem(pydantic_core.to_json(schema))
+        problem = _schema_problem(schema)
         if problem is not None:
             raise ValueError(f"schema is not a valid JSON Schema: {problem}")
         if schema.get("type", "object") != "object":
