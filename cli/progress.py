@@ -1,25 +1,11 @@
-"""Progress of long commands (drain, publish): a `rich` bar on a terminal, plain lines otherwise."""
+"""Progress of long commands (drain, publish): a `rich` bar on a terminal (`cli/progress_bar.py`),
+plain lines otherwise."""
 
 from __future__ import annotations
 
-import logging
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import IO, Protocol
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 
 PLAIN_EVERY_S = 5.0  # without a terminal: one status line this often (and at start and end)
 
@@ -39,71 +25,11 @@ class ProgressView(Protocol):
     def close(self, now: Snapshot) -> None: ...
 
 
-class _RateColumn(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.1f}/s" if speed else "-/s", style="progress.data.speed")
-
-
-def _extras(now: Snapshot) -> dict[str, str]:
+def extras(now: Snapshot) -> dict[str, str]:
     return {
         "spend": "" if now.spent_usd is None else f"${now.spent_usd:.6f}",
         "batches": "" if now.open_batches is None else f"open batches {now.open_batches}",
     }
-
-
-class RichBar:
-    """A live bar on the terminal: done/total, percent, rate, ETA, spend so far, open batches."""
-
-    def __init__(self, label: str, stream: IO[str]) -> None:
-        self._progress = Progress(
-            TextColumn(f"[bold]{label}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TaskProgressColumn(),
-            _RateColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[spend]}"),
-            TextColumn("{task.fields[batches]}"),
-            console=Console(file=stream, force_terminal=True),
-            redirect_stdout=False,
-            redirect_stderr=stream is sys.stderr,
-        )
-        self._stream = stream
-        self._task = self._progress.add_task(label, total=None, spend="", batches="")
-        self._progress.start()
-        self._log_handlers = self._log_above_the_bar()
-
-    def _log_above_the_bar(self) -> list[logging.StreamHandler[IO[str]]]:
-        """Log lines to our stream go through rich's stand-in for it, printed above the bar."""
-        if sys.stderr is self._stream:  # rich did not redirect it (not a terminal after all)
-            return []
-        handlers = [
-            h
-            for h in logging.getLogger().handlers
-            if isinstance(h, logging.StreamHandler) and h.stream is self._stream
-        ]
-        for handler in handlers:
-            handler.setStream(sys.stderr)
-        return handlers
-
-    def show(self, now: Snapshot) -> None:
-        extras = _extras(now)
-        self._progress.update(
-            self._task,
-            completed=now.done,
-            total=max(now.total, now.done),
-            spend=extras["spend"],
-            batches=extras["batches"],
-        )
-
-    def close(self, now: Snapshot) -> None:
-        self.show(now)
-        self._progress.refresh()
-        self._progress.stop()
-        for handler in self._log_handlers:
-            handler.setStream(self._stream)
 
 
 @dataclass
@@ -131,7 +57,7 @@ class PlainLines:
         eta = f"{(now.total - now.done) / rate:.0f}s" if rate > 0 else "-"
         parts = [f"{self.label}: {now.done}/{now.total} ({share:.0%})", f"{rate:.1f}/s"]
         parts.append(f"ETA {eta}")
-        parts.extend(v for v in _extras(now).values() if v)
+        parts.extend(v for v in extras(now).values() if v)
         print(" ".join(parts), file=self.stream, flush=True)
 
 
@@ -148,5 +74,7 @@ def progress_view(label: str, stream: IO[str], enabled: bool = True) -> Progress
     if not enabled:
         return Silent()
     if stream.isatty():
+        from cli.progress_bar import RichBar  # rich (~25 ms) only where a bar is drawn
+
         return RichBar(label, stream)
     return PlainLines(label, stream)
