@@ -16,6 +16,7 @@ import faust
 from bus.drain import DrainWatch
 from bus.topics import batches_topic, job_topic, retry_topic
 from consumers import delivery, offsets, refetch
+from consumers.faust_import import NoHttpClient
 from consumers.handover import PartitionHandover
 from consumers.intake import IntakeGate
 from consumers.pipeline_port import WorkerPipeline
@@ -81,6 +82,7 @@ def build_app(config: Config, bootstrap: str) -> faust.App:
         stream_wait_empty=False,
         TableManager=QuickTableManager,  # no tables: join the group without faust's 1 s sleep
         Monitor=delivery.QuietMonitor,  # faust's per-record stats: nothing reads them
+        HttpClient=NoHttpClient,  # never used; its default would import aiohttp (~0.1 s)
     )
 
 

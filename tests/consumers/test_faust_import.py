@@ -40,3 +40,16 @@ def test_with_aiohttp_imported_first_faust_gets_the_real_one() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "ok"
+
+
+def test_the_worker_app_is_built_without_importing_aiohttp() -> None:
+    check = (
+        "import sys\nimport consumers.worker as cw\nfrom schemas.config import Config\n"
+        "cw.StreamWorker(Config(), '127.0.0.1:9', ['classify'])\n"
+        "assert 'aiohttp' not in sys.modules\nprint('ok')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "ok"
