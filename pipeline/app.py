@@ -148,9 +148,10 @@ class Pipeline(WorkerPort):
 
     async def _make_catalog(self) -> None:
         await asyncio.to_thread(ensure_catalog, self.config.storage)
-        # The done set reads folded job ids through a lake connection (~0.15 s to open): opened
-        # now, while the broker most likely still holds the group join, not at the first record.
-        await self.done.refresh()
+        # The done set reads folded job ids through a lake connection (~0.15-0.3 s to open):
+        # opened now, beside the group join, not by a refresh (the first record waits for the
+        # refresh under way; on a lake with nothing folded yet it needs no connection at all).
+        await asyncio.to_thread(self.done.warm)
 
     async def _warm_tls(self) -> None:
         """Read the CA bundle now, beside the group join, rather than on the first call."""

@@ -33,6 +33,10 @@ class DoneJobs:
     def __len__(self) -> int:
         return len(self._ids)
 
+    def warm(self) -> None:
+        """Open the lake connection folded job ids are read through (~0.15-0.3 s; a thread)."""
+        self._folded.warm()
+
     def add(self, job_id: str) -> None:
         self._ids.add(job_id)
 

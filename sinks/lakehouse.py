@@ -13,6 +13,7 @@ import logging
 import os
 import random
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -65,6 +66,17 @@ def data_path(storage: StorageConfig) -> str:
     if storage.lake_url:
         return storage.lake_url + "/"
     return str((storage.data_dir / "compacted").resolve()) + "/"
+
+
+def nothing_folded(storage: StorageConfig) -> bool:
+    """No fold ever wrote a data file to the lake's local data path: no job id is folded yet.
+
+    Sound for the done set, which asks after reading the flush files: a fold writes its data
+    files before any flush file it folded is deleted. An object-store lake is never assumed
+    empty (only the lake can say)."""
+    if storage.lake_url:
+        return False
+    return not any(path.is_file() for path in Path(data_path(storage)).rglob("*"))
 
 
 def _extension_file(name: str) -> Path:
@@ -239,15 +251,21 @@ class FoldedJobIds:
     def __init__(self, storage: StorageConfig) -> None:
         self._storage = storage
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._opening = threading.Lock()  # `warm` (a start-up thread) and a refresh's `read`
         self._snapshot: int | None = None  # the lake snapshot the last read saw (or later)
 
+    def warm(self) -> None:
+        """Open the connection now (from a thread, at start), so that no refresh pays for it."""
+        self._connection()
+
     def _connection(self) -> duckdb.DuckDBPyConnection | None:
-        if self._con is None:
-            if sqlite_catalog_missing(self._storage):
-                return None  # no lake yet
-            with contextlib.suppress(QueryError):  # being created right now: nothing folded
-                self._con = connect(self._storage, read_only=True)
-        return self._con
+        with self._opening:
+            if self._con is None:
+                if sqlite_catalog_missing(self._storage):
+                    return None  # no lake yet
+                with contextlib.suppress(QueryError):  # being created right now: nothing folded
+                    self._con = connect(self._storage, read_only=True)
+            return self._con
 
     def read(self, sources_read: set[str]) -> set[str]:
         """Job ids folded from flush files other than `sources_read` since the last read (at
@@ -256,6 +274,8 @@ class FoldedJobIds:
         A read that straddled a compaction's rewrite may have missed ids (and a missed id is a
         job paid twice), so it runs again (sinks/snapshot_guard.py).
         """
+        if self._con is None and nothing_folded(self._storage):
+            return set()  # a new lake: no waiting for the connection `warm` may still be opening
         con = self._connection()
         if con is None:
             return set()

@@ -17,7 +17,7 @@ from pipeline.done import DoneJobs
 from schemas.config import StorageConfig
 from schemas.rows import Row
 from sinks import lakehouse
-from sinks.catalog import query
+from sinks.catalog import ensure_catalog, query
 from sinks.compaction import compact
 from sinks.parquet import ParquetSink
 from sinks.snapshot_clock import SnapshotClock
@@ -223,6 +223,25 @@ async def test_done_jobs_include_results_folded_and_removed_before_a_refresh(
     fresh = DoneJobs(storage)
     await fresh.refresh()  # a worker started after the fold: every id from the lake
     assert len(fresh) == 15
+
+
+async def test_a_new_lake_is_refreshed_without_its_connection_and_a_fold_opens_it(
+    storage: StorageConfig, rows: Rows
+) -> None:
+    """Nothing folded yet: a refresh (the first record waits for one) needs no lake connection
+    (~0.15-0.3 s to open). Once a fold has written data files, the ids come from the lake."""
+    ensure_catalog(storage)  # the catalog exists, as at every worker start
+    done = DoneJobs(storage)
+    await write_flushes(storage, rows, 0, 1)
+    await done.refresh()
+    assert len(done) == 5 and lakehouse.nothing_folded(storage)
+    assert done._folded._con is None  # type: ignore[attr-defined]
+
+    await asyncio.to_thread(compact, storage, 0.0, 0.0)  # folds and removes the flush file
+    assert not lakehouse.nothing_folded(storage)
+    fresh = DoneJobs(storage)
+    await fresh.refresh()
+    assert len(fresh) == 5 and fresh._folded._con is not None  # type: ignore[attr-defined]
 
 
 async def test_a_dead_workers_journal_is_folded_once_even_if_its_files_were_written(
