@@ -45,6 +45,10 @@ def _once(fn: Callable[[], object]) -> Callable[[], None]:
     return call
 
 
+def _failed(future: asyncio.Future[None]) -> bool:
+    return future.done() and (future.cancelled() or future.exception() is not None)
+
+
 def parked_until(value: bytes) -> float:
     """When a record on the retry topic is due (epoch seconds); now if it does not say."""
     from schemas.jobs import decode_object  # here: the worker joins its group before this import
@@ -109,6 +113,7 @@ class StreamWorker(PartitionHandover):
         self._epochs: defaultdict[tuple[str, int], int] = defaultdict(int)
         self._revoking = 0
         self._known_generation: int | None = None  # whose answers the done set has read
+        self._learning: tuple[int | None, asyncio.Future[None]] | None = None  # its refresh
         # Records left unacked for the partition's next owner, kept alive until the next
         # assignment: faust tracks unacked records in a WeakSet, and a record dropped from it
         # would let this generation's commit pass it (consumers/offsets.py).
@@ -213,9 +218,19 @@ class StreamWorker(PartitionHandover):
         be paid for again."""
         if generation == self._known_generation:
             return
-        # after_current: one begun before the rebalance is too early
-        await self.pipeline.refresh_done(after_current=True)
+        await asyncio.shield(self._refresh_for(generation))
         self._known_generation = generation
+
+    def _refresh_for(self, generation: int | None) -> asyncio.Future[None]:
+        """One refresh per generation, shared by the first records of every agent (they arrive
+        together: one after another, the later ones waited for two refreshes, ~60 ms each)."""
+        current = self._learning
+        if current is not None and current[0] == generation and not _failed(current[1]):
+            return current[1]
+        # after_current: one begun before the rebalance is too early
+        refresh = asyncio.ensure_future(self.pipeline.refresh_done(after_current=True))
+        self._learning = (generation, refresh)
+        return refresh
 
     def _record_done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.pop(task, None)
