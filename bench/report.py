@@ -169,23 +169,34 @@ def target_lines(results: dict[str, Any]) -> list[str]:
         )
     litellm = results["baselines"].get("litellm")
     if litellm:
-        ratio = litellm["worker_whole_vs_end_to_end"]
-        settings = results["settings"]
-        # The script's whole command carries its imports (~4 s) over its own record count:
-        # against fewer records than the worker's, whole vs whole flatters the worker.
+        ratio, how = litellm_ratio(litellm, results["settings"], "worker")
         lines.append(
             f"Target {TARGET_LITELLM_RATIO:.0f}x the LiteLLM Router script: "
-            f"{verdict(ratio >= TARGET_LITELLM_RATIO)} it ({ratio:.1f}x: the worker's whole "
-            f"command against the script's end-to-end rate; whole command against whole "
-            f"command {litellm['worker_whole_vs_whole']:.1f}x, the script on "
-            f"{settings.get('baseline_records', 0):,} records, the worker on "
-            f"{settings.get('records', 0):,})."
+            f"{verdict(ratio >= TARGET_LITELLM_RATIO)} it ({ratio:.1f}x, {how}; whole command "
+            f"against whole command {litellm['worker_whole_vs_whole']:.1f}x, against the "
+            f"script's end-to-end rate {litellm['worker_whole_vs_end_to_end']:.1f}x)."
         )
     return lines + _processes_lines(results)
 
 
 def verdict(ok: bool) -> str:
     return "meets" if ok else "misses"
+
+
+def litellm_ratio(litellm: dict[str, Any], settings: dict[str, Any], who: str) -> tuple[float, str]:
+    """The ratio the 10x target is judged on, and how it was taken.
+
+    Issue 12 measures both commands start to exit: whole command against whole command, when
+    the script ran as many records as the worker. On fewer records the script's start-up
+    (imports, ~4 s) weighs more on its whole-command rate and flatters the worker, so the
+    worker's whole command is held against the script's end-to-end rate instead."""
+    same_records = settings.get("baseline_records", 0) >= settings.get("records", 0)
+    if same_records:
+        return litellm[f"{who}_whole_vs_whole"], "start to exit, both on the same records"
+    return litellm[f"{who}_whole_vs_end_to_end"], (
+        f"against the script's end-to-end rate: it ran {settings.get('baseline_records', 0):,} "
+        f"records, the worker {settings.get('records', 0):,}"
+    )
 
 
 def _processes_lines(results: dict[str, Any]) -> list[str]:
@@ -202,12 +213,10 @@ def _processes_lines(results: dict[str, Any]) -> list[str]:
     ]
     litellm = results["baselines"].get("litellm")
     if litellm and "processes_whole_vs_whole" in litellm:
-        ratio = litellm["processes_whole_vs_whole"]
+        ratio, how = litellm_ratio(litellm, results["settings"], "processes")
         lines.append(
-            f"With --processes {processes}: {ratio:.1f}x the LiteLLM Router script, whole "
-            f"command against whole command "
-            f"({verdict(ratio >= TARGET_LITELLM_RATIO)} "
-            f"{TARGET_LITELLM_RATIO:.0f}x; "
+            f"With --processes {processes}: {ratio:.1f}x the LiteLLM Router script, {how} "
+            f"({verdict(ratio >= TARGET_LITELLM_RATIO)} {TARGET_LITELLM_RATIO:.0f}x; "
             f"{litellm['processes_whole_vs_end_to_end']:.1f}x against its end-to-end rate)."
         )
     return lines
