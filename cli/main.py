@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -304,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.handler is not cmd_worker:
+        gc.enable()  # off while the command imported (cli/entry.py); a worker: settle_heap
     _setup_logging(args.verbose)
     try:
         config = load_config(args.config)
