@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import gc
 import os
 import signal
 import sys
@@ -74,6 +75,7 @@ def run_processes(count: int, run_child: Callable[[int], int]) -> int:
             if pid == 0:
                 _become_child(parent, run_child, index)  # never returns
             pids[pid] = index
+        gc.enable()  # the children start up without it (cli/entry.py); the parent only waits
         return _wait_all(pids)
     finally:
         _restore(forwarding)
