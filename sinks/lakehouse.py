@@ -72,9 +72,10 @@ def nothing_folded(storage: StorageConfig) -> bool:
     """No fold ever wrote a data file to the lake's local data path: no job id is folded yet.
 
     Sound for the done set, which asks after reading the flush files: a fold writes its data
-    files before any flush file it folded is deleted. An object-store lake is never assumed
-    empty (only the lake can say)."""
-    if storage.lake_url:
+    files before any flush file it folded is deleted. Only a lake of one machine (SQLite
+    catalog, local data path) is checked this way; any other is never assumed empty (folds
+    by other machines write elsewhere: only the lake can say)."""
+    if storage.lake_url or not catalog_dsn(storage).startswith("sqlite:"):
         return False
     return not any(path.is_file() for path in Path(data_path(storage)).rglob("*"))
 

@@ -244,6 +244,16 @@ async def test_a_new_lake_is_refreshed_without_its_connection_and_a_fold_opens_i
     assert len(fresh) == 5 and fresh._folded._con is not None  # type: ignore[attr-defined]
 
 
+def test_only_a_one_machine_lake_is_ever_assumed_to_have_nothing_folded(
+    storage: StorageConfig,
+) -> None:
+    assert lakehouse.nothing_folded(storage)  # SQLite catalog, local data path, no data file
+    shared = storage.model_copy(update={"catalog": "postgres:host=lake.internal dbname=lake"})
+    assert not lakehouse.nothing_folded(shared)
+    remote = storage.model_copy(update={"lake_url": "s3://bucket/lake"})
+    assert not lakehouse.nothing_folded(remote)
+
+
 async def test_a_dead_workers_journal_is_folded_once_even_if_its_files_were_written(
     storage: StorageConfig, rows: Rows
 ) -> None:
