@@ -61,13 +61,12 @@ def cmd_worker(args: argparse.Namespace, config: Config) -> int:
     if args.metrics_host:
         config.worker.metrics_host = args.metrics_host
     kinds = _kinds(args.kinds)
-    from cli.worker_processes import process_count
+    from cli.worker_processes import child_config, process_count, run_processes
 
     count = process_count(args.processes or config.worker.processes)
     if count == 1:
         return _worker_process(config, kinds, args.drain)
     from bus.broker import running_broker
-    from cli.worker_processes import child_config, run_processes
 
     with running_broker(config.kafka.bootstrap) as bootstrap:  # one embedded broker for all
         kafka = config.kafka.model_copy(update={"bootstrap": bootstrap})

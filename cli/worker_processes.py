@@ -116,9 +116,7 @@ def _die_with_parent(parent: int) -> None:
 
 def _forward_stop_signals(pids: dict[int, int]) -> dict[int, object]:
     def forward(signum: int, frame: FrameType | None) -> None:
-        for pid in list(pids):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
+        _signal_all(pids, signum)
 
     return {sig: signal.signal(sig, forward) for sig in STOP_SIGNALS}
 
@@ -144,6 +142,11 @@ def _wait_all(pids: dict[int, int]) -> int:
 
 
 def _stop(pids: dict[int, int]) -> None:
+    _signal_all(pids, signal.SIGTERM)
+
+
+def _signal_all(pids: dict[int, int], signum: int) -> None:
+    """Send `signum` to every child still listed (one that is gone already is skipped)."""
     for pid in list(pids):
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signum)
