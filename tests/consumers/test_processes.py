@@ -76,8 +76,11 @@ def drained(
     each_broker: EmbeddedBroker | KafkaKitBroker, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("procs")
-    with SimThread(SimConfig(api_key=SIM_KEY, latency_ms=20)) as sim:
-        config = _config(tmp, each_broker, sim.base_url)
+    # Paced so that one process alone needs ~2.5 s for the backlog (16 calls of 100 ms at a
+    # time): on Kafka the second process's join waits for the first to rejoin at its next
+    # heartbeat (up to ~1.2 s), and a faster drain could be over before the split.
+    with SimThread(SimConfig(api_key=SIM_KEY, latency_ms=100)) as sim:
+        config = _config(tmp, each_broker, sim.base_url, worker={"max_in_flight": 16})
         jobs = support_tickets(JOBS)
         _publish(config, each_broker.bootstrap, jobs)
         run = run_frugal(
